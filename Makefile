@@ -1,0 +1,32 @@
+# hw4: the two commands are `make notebooks` and `make test` (see README.md).
+# PROFILE=smoke|cpu|gpu picks the run profile of `make notebooks` (default: gpu
+# when LibTorch sees CUDA, else cpu).
+SHELL := /bin/bash
+PROFILE ?=
+NOTEBOOKS ?= $(filter-out notebooks/Quickstart.ipynb,$(wildcard notebooks/*.ipynb))
+ENV := source scripts/env.sh &&
+
+.PHONY: setup notebooks test test-rust test-notebooks lab bench clean-outputs
+
+setup:
+	@scripts/setup
+
+notebooks: setup
+	$(ENV) python scripts/run_notebooks.py $(if $(PROFILE),--profile $(PROFILE)) notebooks/Quickstart.ipynb $(NOTEBOOKS)
+
+test: setup test-rust test-notebooks
+
+test-rust: setup
+	$(ENV) cargo test --all-targets
+
+test-notebooks: setup
+	$(ENV) python -m pytest -q tests/notebooks
+
+lab: setup
+	$(ENV) jupyter lab --notebook-dir=notebooks
+
+bench: setup
+	$(ENV) cargo build --release --examples && python bench/run.py
+
+clean-outputs:
+	rm -rf outputs

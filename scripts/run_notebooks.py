@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Executes hw4 notebooks headless in fresh `hw4` kernels.
+
+    run_notebooks.py [--profile P] [--repro] [--timeout S] [--out DIR] NOTEBOOK...
+
+Each notebook runs in a fresh kernel with its folder as working directory; the
+executed copy is written to <out>/<Notebook>/<Notebook>.ipynb (default out:
+outputs/). The run fails, naming the notebook and cell, on an error output, a panic
+("panicked at" on stderr, or the cell error evcxr raises for it) or a cell timeout.
+
+With --repro, reproducibility is checked two ways: (a) the notebook is executed a
+second time in another fresh kernel and every code cell's stdout and displayed data
+(PNG bytes, SVG/HTML/text) must be identical; (b) after the first full run, each code
+cell is executed again in place, in the same kernel, and must give its first output
+again. The last line is `reproducible cells: X/Y`; the run fails unless X = Y.
+Per-cell wall times go to stderr.
+"""
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPARED_MIME = ("image/png", "image/svg+xml", "text/html", "text/plain", "text/markdown")
+
+
+class NotebookFailure(Exception):
+    pass
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def snapshot(cell):
+    """What a cell showed: its stdout text and its displayed data, in order."""
+    stdout, shown = [], []
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream" and o.name == "stdout":
+            stdout.append(o.text)
+        elif o.output_type in ("display_data", "execute_result"):
+            shown.append({k: v for k, v in o.data.items() if k in COMPARED_MIME})
+    return "".join(stdout), shown
+
+
+def check_cell(nbname, idx, cell):
+    for o in cell.get("outputs", []):
+        if o.output_type == "error":
+            text = "\n".join(o.get("traceback", [])) or f"{o.ename}: {o.evalue}"
+            raise NotebookFailure(f"{nbname}: cell {idx} failed:\n{text}")
+        if o.output_type == "stream" and o.name == "stderr" and "panicked at" in o.text:
+            raise NotebookFailure(f"{nbname}: cell {idx} panicked:\n{o.text.strip()}")
+
+
+def first_line(cell):
+    src = cell.source.strip().splitlines()
+    return src[0][:70] if src else ""
+
+
+def execute(nb_path, nb, timeout, first_timeout, reexecute=False):
+    """Runs all code cells in one fresh kernel; optionally re-runs each in place.
+    Returns (per-cell mismatch messages of the in-place re-run)."""
+    nbname = nb_path.stem
+    client = NotebookClient(
+        nb,
+        kernel_name="hw4",
+        timeout=timeout,
+        allow_errors=True,
+        resources={"metadata": {"path": str(nb_path.parent)}},
+    )
+    mismatches = {}
+    code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    with client.setup_kernel(cwd=str(nb_path.parent)):
+        for n, (idx, cell) in enumerate(code_cells):
+            client.timeout = first_timeout if n == 0 else timeout
+            t0 = time.time()
+            try:
+                client.execute_cell(cell, idx)
+            except CellTimeoutError:
+                raise NotebookFailure(
+                    f"{nbname}: cell {idx} ({first_line(cell)!r}) timed out after {client.timeout}s")
+            except DeadKernelError as e:
+                raise NotebookFailure(f"{nbname}: cell {idx}: the kernel died ({e})")
+            except CellExecutionError as e:
+                raise NotebookFailure(f"{nbname}: cell {idx} failed: {e}")
+            log(f"[{nbname}] cell {idx} {time.time() - t0:.2f}s  {first_line(cell)}")
+            check_cell(nbname, idx, cell)
+        if reexecute:
+            for n, (idx, cell) in enumerate(code_cells):
+                again = copy.deepcopy(cell)
+                client.timeout = first_timeout if n == 0 else timeout
+                t0 = time.time()
+                try:
+                    client.execute_cell(again, idx)
+                except CellTimeoutError:
+                    raise NotebookFailure(f"{nbname}: cell {idx} timed out when re-executed")
+                log(f"[{nbname}] re-run cell {idx} {time.time() - t0:.2f}s")
+                check_cell(nbname, idx, again)
+                if snapshot(again) != snapshot(cell):
+                    mismatches[idx] = describe(snapshot(cell), snapshot(again))
+    return mismatches
+
+
+def describe(a, b):
+    if a[0] != b[0]:
+        la, lb = a[0].splitlines(), b[0].splitlines()
+        for x, y in zip(la + [""] * len(lb), lb + [""] * len(la)):
+            if x != y:
+                return f"stdout differs: {x[:120]!r} vs {y[:120]!r}"
+    if len(a[1]) != len(b[1]):
+        return f"{len(a[1])} displays vs {len(b[1])}"
+    for i, (x, y) in enumerate(zip(a[1], b[1])):
+        if x != y:
+            keys = sorted(k for k in set(x) | set(y) if x.get(k) != y.get(k))
+            return f"display {i} differs ({', '.join(keys)})"
+    return "differs"
+
+
+def run(nb_path, out_root, profile, repro, timeout, first_timeout):
+    nbname = nb_path.stem
+    if profile:
+        os.environ["HW4_PROFILE"] = profile
+    src = nbformat.read(nb_path, as_version=4)
+    nb = copy.deepcopy(src)
+    t0 = time.time()
+    mismatches = execute(nb_path, nb, timeout, first_timeout, reexecute=repro)
+    log(f"[{nbname}] executed in {time.time() - t0:.1f}s")
+    out_dir = out_root / nbname
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / f"{nbname}.ipynb")
+    if not repro:
+        return None
+    nb2 = copy.deepcopy(src)
+    execute(nb_path, nb2, timeout, first_timeout)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    good = 0
+    for i in code:
+        a, b = snapshot(nb.cells[i]), snapshot(nb2.cells[i])
+        problems = []
+        if a != b:
+            problems.append("second fresh run: " + describe(a, b))
+        if i in mismatches:
+            problems.append("re-executed in place: " + mismatches[i])
+        if problems:
+            print(f"{nbname}: cell {i} ({first_line(nb.cells[i])!r}) not reproducible: "
+                  + "; ".join(problems))
+        else:
+            good += 1
+    return good, len(code)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="+", type=Path)
+    ap.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=os.environ.get("PROFILE") or None)
+    ap.add_argument("--repro", action="store_true", help="check that every cell is reproducible")
+    ap.add_argument("--timeout", type=int, default=None, help="seconds per cell (default by profile)")
+    ap.add_argument("--first-timeout", type=int, default=1800,
+                    help="seconds for the first cell, which compiles the hw4 crate (default 1800)")
+    ap.add_argument("--out", type=Path, default=ROOT / "outputs")
+    args = ap.parse_args()
+    timeout = args.timeout or {"smoke": 300, "cpu": 3600, "gpu": 7200}.get(args.profile, 7200)
+    total_good = total = 0
+    failed = False
+    for nb_path in args.notebooks:
+        nb_path = nb_path.resolve()
+        if not nb_path.exists():
+            print(f"no such notebook: {nb_path}")
+            return 2
+        try:
+            res = run(nb_path, args.out, args.profile, args.repro, timeout, args.first_timeout)
+        except NotebookFailure as e:
+            print(f"FAILED {e}")
+            failed = True
+            continue
+        if res:
+            total_good += res[0]
+            total += res[1]
+        print(f"ok {nb_path.stem}")
+    if args.repro:
+        print(f"reproducible cells: {total_good}/{total}")
+        failed = failed or total_good != total
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
