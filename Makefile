@@ -20,7 +20,7 @@ test-rust: setup
 	$(ENV) cargo test --all-targets
 
 test-notebooks: setup
-	$(ENV) python -m pytest -q tests/notebooks
+	$(ENV) python -m pytest -q tests
 
 lab: setup
 	$(ENV) jupyter lab --notebook-dir=notebooks
