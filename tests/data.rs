@@ -222,7 +222,10 @@ fn synthetic_is_deterministic_and_fast() {
             .flat_map(|(l, i)| l.bytes().chain(i.as_raw().iter().copied()))
             .collect::<Vec<u8>>(),
     );
-    eprintln!("synthetic captchas sha256: {digest}");
+    assert_eq!(
+        digest,
+        "1cbaf53f7559ee40d7b796f301215f8bc77d0c8ee149b5b4fbbf4334bc9893e2"
+    );
 
     let t0 = Instant::now();
     let (x, y) = synth::digits(10_000, 0);
@@ -237,7 +240,10 @@ fn synthetic_is_deterministic_and_fast() {
     assert!(!x.equal(&x3));
     let bytes: Vec<u8> =
         Vec::try_from((&x * 255.0).round().to_kind(Kind::Uint8).flatten(0, -1)).unwrap();
-    eprintln!("synthetic digits sha256: {}", sha256_hex(&bytes));
+    assert_eq!(
+        sha256_hex(&bytes),
+        "79b43b9ad685bf47cfe2a7a174220ee8bf6c1e896dd4a57bae88eba66a6f06d1"
+    );
 }
 
 #[test]

@@ -71,7 +71,7 @@ mod tests {
         p.sort_unstable();
         assert_eq!(p, (0..1000).collect::<Vec<i64>>());
     }
-    const PERM_10_0: [i64; 10] = [0; 10];
+    const PERM_10_0: [i64; 10] = [6, 1, 8, 3, 2, 9, 0, 5, 4, 7];
 
     #[test]
     fn split_partitions() {

@@ -73,14 +73,10 @@ fn fonts() -> &'static [FontRef<'static>] {
     FONTS.get_or_init(|| {
         [
             dejavu::sans::regular(),
-            dejavu::sans::bold(),
             dejavu::sans_condensed::regular(),
-            dejavu::sans_condensed::bold(),
             dejavu::sans::oblique(),
-            dejavu::serif::regular(),
-            dejavu::serif::bold(),
             dejavu::sans_mono::regular(),
-            dejavu::sans_mono::bold(),
+            dejavu::sans_condensed::oblique(),
         ]
         .into_iter()
         .filter_map(|b| FontRef::try_from_slice(b).ok())
@@ -222,12 +218,13 @@ impl Canvas {
                     px += warp.a * psin(warp.k * py + warp.p.0);
                     py += warp.a * psin(warp.k * px + warp.p.1);
                 }
-                let (mut u, mut v) = inv.apply(px, py);
+                let (u, v) = inv.apply(px, py);
+                let mut s = r.at(u, v);
                 if fuzz > 0.0 {
-                    u += fuzz * (2.0 * unif(rng) - 1.0);
-                    v += fuzz * (2.0 * unif(rng) - 1.0);
+                    let du = fuzz * (2.0 * unif(rng) - 1.0);
+                    let dv = fuzz * (2.0 * unif(rng) - 1.0);
+                    s = s.max(r.at(u + du, v + dv));
                 }
-                let s = r.at(u, v);
                 let p = &mut self.px[y * self.w + x];
                 *p = p.max(s);
             }
@@ -259,8 +256,8 @@ impl Canvas {
         }
     }
 
-    /// Separable [1, 2, 1] / 4 blur, edges clamped.
-    fn blur(&mut self) {
+    /// Blends in a separable [1, 2, 1] / 4 blur (edges clamped) by `amount` in [0, 1].
+    fn blur(&mut self, amount: f32) {
         let (w, h) = (self.w, self.h);
         let mut tmp = vec![0f32; w * h];
         for y in 0..h {
@@ -274,7 +271,8 @@ impl Canvas {
             for x in 0..w {
                 let u = tmp[y.saturating_sub(1) * w + x];
                 let d = tmp[(y + 1).min(h - 1) * w + x];
-                self.px[y * w + x] = 0.25 * u + 0.5 * tmp[y * w + x] + 0.25 * d;
+                let b = 0.25 * u + 0.5 * tmp[y * w + x] + 0.25 * d;
+                self.px[y * w + x] += amount * (b - self.px[y * w + x]);
             }
         }
     }
@@ -321,7 +319,7 @@ fn bezier(p0: (f32, f32), p1: (f32, f32), p2: (f32, f32), n: usize) -> Vec<(f32,
 // ---------------------------------------------------------------- captchas
 
 /// Font size at which captcha glyphs are rasterised (DejaVu Sans).
-const CAPTCHA_PX: f32 = 38.0;
+const CAPTCHA_PX: f32 = 46.0;
 
 fn captcha_glyphs() -> &'static [Option<Raster>] {
     static GLYPHS: OnceLock<Vec<Option<Raster>>> = OnceLock::new();
@@ -337,15 +335,15 @@ fn render_captcha(label: &[usize], rng: &mut ChaCha8Rng) -> GrayImage {
     let (w, h) = (CAPTCHA_W as usize, CAPTCHA_H as usize);
     let glyphs = captcha_glyphs();
     let mut ink = Canvas::new(w, h);
-    let mut pen = range(rng, 26.0, 33.0);
-    let baseline = range(rng, 37.0, 41.0);
+    let mut pen = range(rng, 27.0, 34.0);
+    let baseline = range(rng, 39.0, 43.0);
     for &k in label {
-        let scale = range(rng, 0.88, 1.04);
+        let scale = range(rng, 0.9, 1.04);
         let sx = scale * range(rng, 0.9, 1.08);
         let rot = range(rng, -0.16, 0.16);
         let dy = range(rng, -2.5, 2.5);
         let fuzzy = unif(rng) < 0.35;
-        let fuzz = if fuzzy { range(rng, 0.8, 1.8) } else { 0.0 };
+        let fuzz = if fuzzy { range(rng, 1.5, 2.5) } else { 0.0 };
         let warp = Warp {
             a: range(rng, 0.0, 0.8),
             k: range(rng, 0.15, 0.35),
@@ -368,6 +366,7 @@ fn render_captcha(label: &[usize], rng: &mut ChaCha8Rng) -> GrayImage {
         );
         pen += r.advance * sx * range(rng, 0.8, 0.92);
     }
+    ink.thicken(0.6);
     // The long strike-through line, slightly bowed, across the whole text.
     let p0 = (range(rng, 15.0, 22.0), range(rng, 12.0, 34.0));
     let p2 = (range(rng, 174.0, 186.0), range(rng, 12.0, 40.0));
@@ -375,16 +374,19 @@ fn render_captcha(label: &[usize], rng: &mut ChaCha8Rng) -> GrayImage {
         (p0.0 + p2.0) / 2.0,
         (p0.1 + p2.1) / 2.0 + range(rng, -7.0, 7.0),
     );
-    ink.stroke(&bezier(p0, p1, p2, 24), range(rng, 1.5, 2.2));
-    // The short curl at the left end.
-    let q0 = (range(rng, 16.0, 24.0), range(rng, 2.0, 22.0));
-    let q2 = (q0.0 + range(rng, 8.0, 18.0), q0.1 + range(rng, 6.0, 20.0));
-    let q1 = (
-        (q0.0 + q2.0) / 2.0 + range(rng, -6.0, 6.0),
-        (q0.1 + q2.1) / 2.0 + range(rng, -6.0, 6.0),
+    ink.stroke(&bezier(p0, p1, p2, 24), range(rng, 2.0, 2.8));
+    // The hook that starts the line at its left end, from above or below.
+    let up = if unif(rng) < 0.5 { -1.0 } else { 1.0 };
+    let q0 = (
+        p0.0 + range(rng, -3.0, 12.0),
+        (p0.1 + up * range(rng, 10.0, 22.0)).clamp(1.0, 49.0),
     );
-    ink.stroke(&bezier(q0, q1, q2, 12), range(rng, 1.5, 2.2));
-    ink.blur();
+    let q1 = (
+        (q0.0 + p0.0) / 2.0 + range(rng, -7.0, 7.0),
+        (q0.1 + p0.1) / 2.0 + range(rng, -5.0, 5.0),
+    );
+    ink.stroke(&bezier(q0, q1, p0, 12), range(rng, 2.0, 2.8));
+    ink.blur(range(rng, 0.0, 0.5));
     // Background: a left-to-right gradient from light grey to near white.
     let left = range(rng, 188.0, 196.0);
     let right = range(rng, 246.0, 252.0);
@@ -455,7 +457,7 @@ fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
 
 /// Font size at which digits are rasterised (digit height about 19 px, as MNIST's
 /// 20x20 box).
-const DIGIT_PX: f32 = 26.0;
+const DIGIT_PX: f32 = 31.0;
 
 fn digit_glyphs() -> &'static [Vec<Option<Raster>>] {
     static GLYPHS: OnceLock<Vec<Vec<Option<Raster>>>> = OnceLock::new();
@@ -471,13 +473,13 @@ fn render_digit(d: usize, rng: &mut ChaCha8Rng, out: &mut [f32]) {
     let n = DIGIT_SIDE;
     let glyphs = digit_glyphs();
     let font = below(rng, glyphs.len().max(1) as u64) as usize;
-    let scale = range(rng, 0.85, 1.12);
+    let scale = range(rng, 0.88, 1.08);
     let aspect = range(rng, 0.8, 1.15);
     let rot = range(rng, -0.25, 0.25);
     let shear = range(rng, -0.35, 0.35);
     let warp = Warp {
-        a: range(rng, 0.0, 1.0),
-        k: range(rng, 0.25, 0.6),
+        a: range(rng, 0.0, 0.8),
+        k: range(rng, 0.25, 0.5),
         p: (range(rng, 0.0, 2.0 * PI), range(rng, 0.0, 2.0 * PI)),
     };
     let thick = below(rng, 3);
@@ -487,9 +489,13 @@ fn render_digit(d: usize, rng: &mut ChaCha8Rng, out: &mut [f32]) {
     let m = Affine::place(r.center(), (14.0, 14.0), rot, shear, scale * aspect, scale);
     let mut ink = Canvas::new(n, n);
     ink.stamp(r, m, warp, 0.0, rng);
-    for _ in 0..thick {
-        ink.thicken(0.75);
+    for k in [0.9, 0.6].iter().take(thick as usize) {
+        ink.thicken(*k);
     }
+    for p in ink.px.iter_mut() {
+        *p = (1.6 * *p).min(1.0);
+    }
+    ink.blur(0.5);
     // Centre of mass at the centre, as MNIST (LeCun et al.) did.
     let (mut sum, mut cx, mut cy) = (0f32, 0f32, 0f32);
     for y in 0..n {
