@@ -152,6 +152,10 @@ fn real_mnist() {
     );
     let first: Vec<i64> = Vec::try_from(m.labels.narrow(0, 0, 5)).unwrap();
     assert_eq!(first, [7, 2, 1, 0, 4]);
+    let (train, valid) = data::split(m.len(), 1000, 0);
+    let (x, y) = m.subset(&valid);
+    assert_eq!((x.size(), y.size()), (vec![1000, 1, 28, 28], vec![1000]));
+    assert_eq!(m.subset(&train).0.size()[0], 9000);
     let m = data::load_mnist_source(&Source::Shared(dir)).unwrap();
     assert_eq!(
         m.describe(),

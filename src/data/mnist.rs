@@ -34,6 +34,15 @@ impl Mnist {
         self.len() == 0
     }
 
+    /// The images and labels at `indices`, e.g. one side of [`super::split`].
+    pub fn subset(&self, indices: &[i64]) -> (Tensor, Tensor) {
+        let i = Tensor::from_slice(indices);
+        (
+            self.images.index_select(0, &i),
+            self.labels.index_select(0, &i),
+        )
+    }
+
     /// The loader's line: what, which split, from where.
     pub fn describe(&self) -> String {
         let s = self.images.size();
