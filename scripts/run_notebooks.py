@@ -27,6 +27,10 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parent.parent
+# Printed by a statement the runner appends to each code cell while executing it: a
+# cell whose code stopped early (an error returned by `?`, which evcxr only prints on
+# stderr) never prints it. It is removed from the saved outputs.
+DONE = "\u241chw4-cell-done\u241c"
 COMPARED_MIME = ("image/png", "image/svg+xml", "text/html", "text/plain", "text/markdown")
 
 
@@ -49,13 +53,49 @@ def snapshot(cell):
     return "".join(stdout), shown
 
 
-def check_cell(nbname, idx, cell):
-    for o in cell.get("outputs", []):
-        if o.output_type == "error":
-            text = "\n".join(o.get("traceback", [])) or f"{o.ename}: {o.evalue}"
-            raise NotebookFailure(f"{nbname}: cell {idx} failed:\n{text}")
-        if o.output_type == "stream" and o.name == "stderr" and "panicked at" in o.text:
-            raise NotebookFailure(f"{nbname}: cell {idx} panicked:\n{o.text.strip()}")
+def is_command_only(cell):
+    lines = [l for l in cell.source.splitlines() if l.strip() and not l.strip().startswith("//")]
+    return all(l.lstrip().startswith(":") for l in lines)
+
+
+def execute_marked(client, cell, idx):
+    """Executes `cell` with the completion marker appended; returns whether the
+    cell's code ran to its end. The outputs land in `cell` without the marker."""
+    if is_command_only(cell):
+        client.execute_cell(cell, idx)
+        return True
+    run = copy.deepcopy(cell)
+    run.source = cell.source + f'\nprintln!("{DONE}");'
+    try:
+        client.execute_cell(run, idx)
+    finally:
+        done = False
+        outputs = []
+        for o in run.get("outputs", []):
+            if o.output_type == "stream" and o.name == "stdout" and DONE in o.text:
+                done = True
+                o.text = o.text.replace(DONE + "\n", "").replace(DONE, "")
+                if not o.text:
+                    continue
+            outputs.append(o)
+        cell.outputs = outputs
+        cell.execution_count = run.get("execution_count")
+    return done
+
+
+def check_cell(nbname, idx, cell, done=True):
+    stderr = "".join(o.text for o in cell.get("outputs", [])
+                     if o.output_type == "stream" and o.name == "stderr")
+    if "panicked at" in stderr:
+        tail = stderr[stderr.index("panicked at"):].strip().splitlines()[:12]
+        raise NotebookFailure(f"{nbname}: cell {idx} panicked:\n" + "\n".join(tail))
+    errors = ["\n".join(o.get("traceback", [])) or f"{o.ename}: {o.evalue}"
+              for o in cell.get("outputs", []) if o.output_type == "error"]
+    if errors:
+        raise NotebookFailure(f"{nbname}: cell {idx} failed:\n" + "\n".join(errors))
+    if not done:
+        tail = "\n".join(stderr.strip().splitlines()[-12:])
+        raise NotebookFailure(f"{nbname}: cell {idx} stopped with an error:\n{tail}")
 
 
 def first_line(cell):
@@ -81,7 +121,7 @@ def execute(nb_path, nb, timeout, first_timeout, reexecute=False):
             client.timeout = first_timeout if n == 0 else timeout
             t0 = time.time()
             try:
-                client.execute_cell(cell, idx)
+                done = execute_marked(client, cell, idx)
             except CellTimeoutError:
                 raise NotebookFailure(
                     f"{nbname}: cell {idx} ({first_line(cell)!r}) timed out after {client.timeout}s")
@@ -90,18 +130,18 @@ def execute(nb_path, nb, timeout, first_timeout, reexecute=False):
             except CellExecutionError as e:
                 raise NotebookFailure(f"{nbname}: cell {idx} failed: {e}")
             log(f"[{nbname}] cell {idx} {time.time() - t0:.2f}s  {first_line(cell)}")
-            check_cell(nbname, idx, cell)
+            check_cell(nbname, idx, cell, done)
         if reexecute:
             for n, (idx, cell) in enumerate(code_cells):
                 again = copy.deepcopy(cell)
                 client.timeout = first_timeout if n == 0 else timeout
                 t0 = time.time()
                 try:
-                    client.execute_cell(again, idx)
+                    done = execute_marked(client, again, idx)
                 except CellTimeoutError:
                     raise NotebookFailure(f"{nbname}: cell {idx} timed out when re-executed")
                 log(f"[{nbname}] re-run cell {idx} {time.time() - t0:.2f}s")
-                check_cell(nbname, idx, again)
+                check_cell(nbname, idx, again, done)
                 if snapshot(again) != snapshot(cell):
                     mismatches[idx] = describe(snapshot(cell), snapshot(again))
     return mismatches

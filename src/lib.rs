@@ -11,6 +11,7 @@ pub mod cuda;
 pub mod data;
 mod error;
 pub mod metrics;
+pub mod nbextract;
 pub mod progress;
 pub mod session;
 pub mod show;
