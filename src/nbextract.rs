@@ -59,8 +59,7 @@ fn ends_in_string(line: &str, mut in_str: bool) -> bool {
 fn last_code_line(src: &str) -> Option<&str> {
     src.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with(':'))
-        .next_back()
+        .rfind(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with(':'))
 }
 
 pub fn extract(path: &Path) -> Result<String, String> {
