@@ -6,7 +6,7 @@ PROFILE ?=
 NOTEBOOKS ?= $(filter-out notebooks/Quickstart.ipynb,$(wildcard notebooks/*.ipynb))
 ENV := source scripts/env.sh &&
 
-.PHONY: setup notebooks test test-rust test-notebooks lab bench clean-outputs
+.PHONY: setup notebooks test test-rust test-notebooks lab bench gpu-bundle clean-outputs
 
 setup:
 	@scripts/setup
@@ -30,3 +30,6 @@ bench: setup
 
 clean-outputs:
 	rm -rf outputs
+
+gpu-bundle: setup
+	scripts/gpu-bundle

@@ -13,6 +13,7 @@ use nbextract::{example_name, extract};
 use std::path::Path;
 
 fn main() {
+    build_cuda_shim();
     println!("cargo:rerun-if-changed=notebooks");
     let out = std::env::var("OUT_DIR").expect("OUT_DIR");
     let dir = Path::new("notebooks");
@@ -36,4 +37,27 @@ fn main() {
         };
         std::fs::write(Path::new(&out).join(format!("nb_{name}.rs")), code).expect("write");
     }
+}
+
+/// Compiles `src/cuda_shim.cpp` (LibTorch's determinism switches) against the
+/// LibTorch that torch-sys uses (`LIBTORCH`, see scripts/env.sh).
+fn build_cuda_shim() {
+    println!("cargo:rerun-if-changed=src/cuda_shim.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let Ok(libtorch) = std::env::var("LIBTORCH") else {
+        panic!("LIBTORCH is not set: build through the Makefile or `source scripts/env.sh` first");
+    };
+    let inc = Path::new(&libtorch).join("include");
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .file("src/cuda_shim.cpp")
+        .include(&inc)
+        .include(inc.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .warnings(false)
+        .compile("hw4_cuda_shim");
 }
