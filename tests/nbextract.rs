@@ -19,7 +19,8 @@ fn notebook(dir: &Path, name: &str, cells: &[(&str, &str)]) -> PathBuf {
                                "outputs": [], "execution_count": null})
         })
         .collect();
-    let nb = serde_json::json!({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4});
+    let nb =
+        serde_json::json!({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4});
     let p = dir.join(format!("{name}.ipynb"));
     std::fs::write(&p, serde_json::to_string_pretty(&nb).unwrap()).unwrap();
     p
@@ -40,9 +41,15 @@ fn commands_dropped_headings_kept_cells_marked() {
     assert_eq!(example_name(&p), "gan_vae");
     let code = extract(&p).unwrap();
     assert!(!code.contains(":dep"), "{code}");
-    assert!(code.contains("    // # Title\n    // ## Section\n"), "{code}");
+    assert!(
+        code.contains("    // # Title\n    // ## Section\n"),
+        "{code}"
+    );
     assert!(!code.contains("some text"), "{code}");
-    assert!(code.contains("let x = 1; // [GAN-VAE.ipynb cell 2]"), "{code}");
+    assert!(
+        code.contains("let x = 1; // [GAN-VAE.ipynb cell 2]"),
+        "{code}"
+    );
     assert!(code.contains("fn main()"), "{code}");
 }
 
@@ -51,17 +58,27 @@ fn trailing_expression_is_rejected_with_the_cell_named() {
     let d = scratch("trailing");
     let p = notebook(&d, "T", &[("code", "let x = 2;\nx + 1")]);
     let e = extract(&p).unwrap_err();
-    assert!(e.starts_with("T.ipynb cell 0 ends with an expression (`x + 1`)"), "{e}");
+    assert!(
+        e.starts_with("T.ipynb cell 0 ends with an expression (`x + 1`)"),
+        "{e}"
+    );
 }
 
 #[test]
 fn string_literals_spanning_lines_are_left_intact() {
     let d = scratch("strings");
-    let p = notebook(&d, "S", &[("code", "let t = \"a\nb\";\nassert_eq!(t, \"a\\nb\");")]);
+    let p = notebook(
+        &d,
+        "S",
+        &[("code", "let t = \"a\nb\";\nassert_eq!(t, \"a\\nb\");")],
+    );
     let code = extract(&p).unwrap();
     // Lines that start or end inside a string are copied verbatim.
     assert!(code.contains("\nlet t = \"a\nb\";\n"), "{code}");
-    assert!(code.contains("assert_eq!(t, \"a\\nb\"); // [S.ipynb cell 0]"), "{code}");
+    assert!(
+        code.contains("assert_eq!(t, \"a\\nb\"); // [S.ipynb cell 0]"),
+        "{code}"
+    );
 }
 
 #[test]
