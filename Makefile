@@ -26,7 +26,7 @@ lab: setup
 	$(ENV) jupyter lab --notebook-dir=notebooks
 
 bench: setup
-	$(ENV) cargo build --release --examples && python bench/run.py
+	$(ENV) python bench/run.py
 
 clean-outputs:
 	rm -rf outputs

@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod cuda;
 pub mod data;
+pub mod eval;
 mod error;
 pub mod metrics;
 pub mod nbextract;
@@ -23,7 +24,7 @@ pub use {image, ndarray, plotters, rand, rand_chacha, serde_json, tch};
 /// `use hw4::prelude::*;` in a notebook's second cell.
 pub mod prelude {
     pub use crate::show::{ChartOpts, ImageOpts, Series};
-    pub use crate::{checkpoint, data, metrics, progress, show};
+    pub use crate::{checkpoint, data, eval, metrics, progress, show};
     pub use crate::{seed, Context, Error, Profile, Result, Session};
     pub use rand::{Rng, RngCore, SeedableRng};
     pub use rand_chacha::ChaCha8Rng;

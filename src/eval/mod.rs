@@ -1,0 +1,8 @@
+//! Evaluators that judge the notebooks' results without being the homework's answer:
+//! a digit classifier for MNIST features, the Fréchet distance, a classifier
+//! two-sample test, and a captcha OCR trained on real captchas.
+
+pub mod digits;
+pub mod frechet;
+pub mod ocr;
+pub mod two_sample;
