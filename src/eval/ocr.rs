@@ -42,7 +42,7 @@ pub const SPLIT_SEED: u64 = 1234;
 
 /// Bumped whenever the network or the training procedure changes, so that cached
 /// weights of an older version are not loaded.
-const ARCH_VERSION: u32 = 1;
+const ARCH_VERSION: u32 = 2;
 
 /// Images read per forward pass in [`Ocr::read`].
 const READ_BATCH: i64 = 256;
@@ -601,8 +601,9 @@ fn encode_targets(labels: &[String], alphabet: &Alphabet) -> Result<(Tensor, Ten
     ))
 }
 
-/// Small random affine warps (scale, rotation, shear, shift), contrast and brightness
-/// changes and Gaussian pixel noise, per image; the border is replicated.
+/// Small random affine warps (scale, rotation, shear, shift) per image with the
+/// border replicated, a blur on some batches, contrast and brightness changes and
+/// Gaussian pixel noise.
 fn augment(x: &Tensor, rng: &mut ChaCha8Rng, noise: f64) -> Tensor {
     let (n, c, h, w) = x.size4().expect("[N, 1, H, W] images");
     let mut theta = Vec::with_capacity(n as usize * 6);
@@ -635,7 +636,13 @@ fn augment(x: &Tensor, rng: &mut ChaCha8Rng, noise: f64) -> Tensor {
     let theta = Tensor::from_slice(&theta).view([n, 2, 3]).to_device(dev);
     let gain = Tensor::from_slice(&gain).view([n, 2, 1, 1]).to_device(dev);
     let grid = Tensor::affine_grid_generator(&theta, [n, c, h, w], false);
-    let x = x.grid_sampler(&grid, 0, 1, false);
+    let mut x = x.grid_sampler(&grid, 0, 1, false);
+    // Now and then a blur, by scaling down and back up (as low-resolution samples look).
+    if rng.random_bool(0.3) {
+        let f = rng.random_range(0.6f64..0.95);
+        let (h2, w2) = ((h as f64 * f).round() as i64, (w as f64 * f).round() as i64);
+        x = resize(&resize(&x, h2.max(1), w2.max(1)), h, w);
+    }
     let x = &x * gain.narrow(1, 0, 1) + gain.narrow(1, 1, 1);
     let x = if noise > 0.0 {
         &x + x.randn_like() * noise
