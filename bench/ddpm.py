@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # The cpu profile of notebooks/DDPM.ipynb (cell "Hyper-parameters").
-CFG = dict(in_ch=1, out_ch=1, base=int(os.environ.get("DDPM_BASE", 32)), temb_size=32, norm_groups=8,
+CFG = dict(in_ch=1, out_ch=1, base=int(os.environ.get("DDPM_BASE", 24)), temb_size=32, norm_groups=8,
            layers_down=int(os.environ.get("DDPM_LD", 1)), layers_up=int(os.environ.get("DDPM_LU", 2)), num_heads=4)
 BATCH, H, W = int(os.environ.get("DDPM_BATCH", 16)), 32, 128
 T = 1000
