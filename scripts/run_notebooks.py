@@ -18,6 +18,7 @@ Per-cell wall times go to stderr.
 import argparse
 import copy
 import os
+import queue
 import sys
 import time
 from pathlib import Path
@@ -25,12 +26,15 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 
 ROOT = Path(__file__).resolve().parent.parent
 # Printed by a statement the runner appends to each code cell while executing it: a
 # cell whose code stopped early (an error returned by `?`, which evcxr only prints on
 # stderr) never prints it. It is removed from the saved outputs.
 DONE = "\u241chw4-cell-done\u241c"
+# How long to wait for stream output that arrives after the cell went idle (s).
+LATE_STREAM_WAIT = float(os.environ.get("HW4_LATE_STREAM_WAIT", "10"))
 COMPARED_MIME = ("image/png", "image/svg+xml", "text/html", "text/plain", "text/markdown")
 
 
@@ -69,6 +73,8 @@ def execute_marked(client, cell, idx):
     try:
         client.execute_cell(run, idx)
     finally:
+        if not any(o.output_type == "stream" and DONE in o.text for o in run.get("outputs", [])):
+            drain_late_streams(client, run)
         done = False
         outputs = []
         for o in run.get("outputs", []):
@@ -81,6 +87,27 @@ def execute_marked(client, cell, idx):
         cell.outputs = outputs
         cell.execution_count = run.get("execution_count")
     return done
+
+
+def drain_late_streams(client, run, wait=LATE_STREAM_WAIT):
+    """evcxr forwards the cell process's stdout/stderr from its own threads, so on a
+    loaded machine a cell's last lines (the completion marker, or the error text of a
+    `?`) can reach the iopub channel after the kernel reported the cell idle; nbclient
+    has stopped listening by then and would drop them. Reads them here, until the
+    marker arrives or `wait` seconds pass."""
+    get = run_sync(client.kc.get_iopub_msg)
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        try:
+            msg = get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if msg["msg_type"] != "stream":
+            continue
+        content = msg["content"]
+        run.outputs.append(nbformat.v4.new_output("stream", name=content["name"], text=content["text"]))
+        if DONE in content["text"]:
+            return
 
 
 def check_cell(nbname, idx, cell, done=True):
