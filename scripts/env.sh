@@ -10,3 +10,8 @@ export LIBTORCH="$HW4_VENV/lib/${HW4_PYVER:-python3}/site-packages/torch"
 unset LIBTORCH_USE_PYTORCH
 export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PATH="$HW4_TOOLS/bin:$HW4_VENV/bin:$PATH"
+# LibTorch's OpenMP worker threads spin while they wait by default; on a machine
+# shared with other jobs that made 2-thread runs 17-100x slower (measured on the
+# DDPM U-Net). Passive waiting costs little on an idle machine. Applies equally to
+# the tch and PyTorch sides of the benchmarks.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
