@@ -9,8 +9,8 @@
 pub mod checkpoint;
 pub mod cuda;
 pub mod data;
-pub mod eval;
 mod error;
+pub mod eval;
 pub mod metrics;
 pub mod nbextract;
 pub mod progress;
