@@ -150,6 +150,15 @@ pub fn png_bytes(img: &image::DynamicImage) -> Result<Vec<u8>> {
     Ok(buf.into_inner())
 }
 
+/// An image tensor as a `data:image/png;base64,…` URI, for embedding in SVG or HTML.
+pub fn png_data_uri(t: &Tensor, opts: &ImageOpts) -> Result<String> {
+    let png = png_bytes(&to_image(t, opts)?)?;
+    Ok(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&png)
+    ))
+}
+
 fn figure_path(s: &Session, name: &str, ext: &str) -> Result<PathBuf> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
         return Err(Error::msg(format!(
@@ -374,6 +383,18 @@ pub fn line_chart(s: &Session, name: &str, series: &[Series], opts: &ChartOpts) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn png_data_uri_holds_the_png_bytes() {
+        let t = Tensor::zeros([1, 2, 3], (Kind::Float, tch::Device::Cpu));
+        let opts = ImageOpts::default();
+        let uri = png_data_uri(&t, &opts).unwrap();
+        let b64 = uri.strip_prefix("data:image/png;base64,").unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(png, png_bytes(&to_image(&t, &opts).unwrap()).unwrap());
+    }
 
     #[test]
     fn grid_places_images_row_major() {
