@@ -197,6 +197,54 @@ fn synthetic_fallbacks() {
 }
 
 #[test]
+fn text_templates_put_each_character_in_its_slot() {
+    let band = (0.1, 0.7);
+    let t = synth::text_template("226md", band).unwrap();
+    assert_eq!(t.dimensions(), (200, 50));
+    assert_eq!(t, synth::text_template("226md", band).unwrap());
+    // Column ink per slot: every slot inked, nothing left of the band or right of it.
+    let ink = |img: &hw4::image::GrayImage, x0: u32, x1: u32| -> f64 {
+        (x0..x1)
+            .flat_map(|x| (0..50).map(move |y| (x, y)))
+            .map(|(x, y)| f64::from(255 - img.get_pixel(x, y).0[0]))
+            .sum()
+    };
+    assert_eq!(ink(&t, 0, 15), 0.0);
+    assert_eq!(ink(&t, 145, 200), 0.0);
+    for k in 0..5 {
+        let (x0, x1) = (20 + 24 * k, 20 + 24 * (k + 1));
+        assert!(ink(&t, x0, x1) > 10_000.0, "slot {k} is empty");
+    }
+    // Characters are placed independently: "23   " is "2    " and " 3   " overlaid.
+    let both = synth::text_template("23   ", band).unwrap();
+    let a = synth::text_template("2    ", band).unwrap();
+    let b = synth::text_template(" 3   ", band).unwrap();
+    for ((p, q), r) in both.pixels().zip(a.pixels()).zip(b.pixels()) {
+        assert_eq!(p.0[0], q.0[0].min(r.0[0]));
+    }
+    assert!(ink(&a, 60, 200) == 0.0 && ink(&b, 0, 35) == 0.0);
+    // As tensors at the model's size: white background 1, black ink towards -1.
+    let x = synth::text_templates(&["226md".into(), "     ".into()], band, 32, 64).unwrap();
+    assert_eq!(x.size(), [2, 1, 32, 64]);
+    assert!(x.get(0).min().double_value(&[]) < -0.5);
+    assert_eq!(x.get(1).min().double_value(&[]), 1.0);
+    // Bad input names the value.
+    assert_eq!(
+        synth::text_template("226md", (0.7, 0.1))
+            .unwrap_err()
+            .to_string(),
+        "text band (0.7, 0.1) is not a part of the width; expected 0 <= u0 < u1 <= 1"
+    );
+    assert_eq!(
+        synth::text_template("22\u{6f22}md", band)
+            .unwrap_err()
+            .to_string(),
+        "text \"22\u{6f22}md\": DejaVu Sans has no glyph for '\u{6f22}' (character 3)"
+    );
+    assert!(synth::text_templates(&["226md".into()], band, 0, 64).is_err());
+}
+
+#[test]
 fn synthetic_is_deterministic_and_fast() {
     let a = synth::captcha("226md", 7).unwrap();
     assert_eq!(a.dimensions(), (200, 50));

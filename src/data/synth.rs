@@ -320,6 +320,8 @@ fn bezier(p0: (f32, f32), p1: (f32, f32), p2: (f32, f32), n: usize) -> Vec<(f32,
 
 /// Font size at which captcha glyphs are rasterised (DejaVu Sans).
 const CAPTCHA_PX: f32 = 46.0;
+/// The captchas' mean baseline, in pixels from the top.
+const TEXT_BASELINE: f32 = 41.0;
 
 fn captcha_glyphs() -> &'static [Option<Raster>] {
     static GLYPHS: OnceLock<Vec<Option<Raster>>> = OnceLock::new();
@@ -336,7 +338,7 @@ fn render_captcha(label: &[usize], rng: &mut ChaCha8Rng) -> GrayImage {
     let glyphs = captcha_glyphs();
     let mut ink = Canvas::new(w, h);
     let mut pen = range(rng, 27.0, 34.0);
-    let baseline = range(rng, 39.0, 43.0);
+    let baseline = range(rng, TEXT_BASELINE - 2.0, TEXT_BASELINE + 2.0);
     for &k in label {
         let scale = range(rng, 0.9, 1.04);
         let sx = scale * range(rng, 0.9, 1.08);
@@ -433,6 +435,81 @@ pub fn captchas(n: usize, seed: u64) -> Vec<(String, GrayImage)> {
         (label, render_captcha(&idx, &mut rng))
     };
     par_map(n, one)
+}
+
+/// The glyphs of `text` in plain DejaVu Sans, black on white, 200x50 like the captchas:
+/// character k of n sits centred in slot k of n equal slots across the text band
+/// `band = (u0, u1)` (fractions of the width), on the synthetic captchas' text line, with no
+/// distortion; a space leaves its slot empty. A spatial picture of what to draw where,
+/// for conditioning a generator on text (glyph images as the condition: GlyphControl,
+/// Yang et al. 2023).
+pub fn text_template(text: &str, band: (f64, f64)) -> Result<GrayImage> {
+    let (u0, u1) = band;
+    if !(0.0..1.0).contains(&u0) || !(u0 < u1 && u1 <= 1.0) {
+        return Err(Error::msg(format!(
+            "text band {band:?} is not a part of the width; expected 0 <= u0 < u1 <= 1"
+        )));
+    }
+    let font = fonts()
+        .first()
+        .ok_or_else(|| Error::msg("the embedded DejaVu Sans font did not load"))?;
+    let n = text.chars().count().max(1);
+    let slot = (u1 - u0) as f32 * CAPTCHA_W as f32 / n as f32;
+    let mut ink = Canvas::new(CAPTCHA_W as usize, CAPTCHA_H as usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    for (k, c) in text.chars().enumerate() {
+        if c == ' ' {
+            continue;
+        }
+        let r = Raster::new(font, c, CAPTCHA_PX)
+            .filter(|_| font.glyph_id(c).0 != 0)
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "text {text:?}: DejaVu Sans has no glyph for {c:?} (character {})",
+                    k + 1
+                ))
+            })?;
+        let centre = u0 as f32 * CAPTCHA_W as f32 + slot * (k as f32 + 0.5);
+        let sx = (0.95 * slot / r.advance).min(1.0);
+        let place = Affine::place(
+            (r.advance / 2.0, -0.35 * CAPTCHA_PX),
+            (centre, TEXT_BASELINE - 0.35 * CAPTCHA_PX),
+            0.0,
+            0.0,
+            sx,
+            1.0,
+        );
+        ink.stamp(&r, place, Warp::default(), 0.0, &mut rng);
+    }
+    let px = ink
+        .px
+        .iter()
+        .map(|a| (255.0 * (1.0 - a.min(1.0))).round() as u8)
+        .collect();
+    GrayImage::from_raw(CAPTCHA_W, CAPTCHA_H, px)
+        .ok_or_else(|| Error::msg("text template: wrong pixel count"))
+}
+
+/// [`text_template`] of each text, resized to `h` x `w` with a triangle filter (as the
+/// captcha loader does): `[N, 1, h, w]` f32 in [-1, 1], black -1.
+pub fn text_templates(texts: &[String], band: (f64, f64), h: i64, w: i64) -> Result<Tensor> {
+    if h < 1 || w < 1 {
+        return Err(Error::msg(format!(
+            "text templates of size {h}x{w}: expected a height and width of at least 1"
+        )));
+    }
+    let mut out = Vec::with_capacity(texts.len() * (h * w) as usize);
+    for t in texts {
+        let img = text_template(t, band)?;
+        let img = image::imageops::resize(
+            &img,
+            w as u32,
+            h as u32,
+            image::imageops::FilterType::Triangle,
+        );
+        out.extend(img.as_raw().iter().map(|p| f32::from(*p) / 127.5 - 1.0));
+    }
+    Ok(Tensor::from_slice(&out).view([texts.len() as i64, 1, h, w]))
 }
 
 /// Runs `f(0..n)` on a few threads, results in order.
