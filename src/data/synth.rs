@@ -445,7 +445,7 @@ pub fn captchas(n: usize, seed: u64) -> Vec<(String, GrayImage)> {
 /// Yang et al. 2023).
 pub fn text_template(text: &str, band: (f64, f64)) -> Result<GrayImage> {
     let (u0, u1) = band;
-    if !(0.0..1.0).contains(&u0) || !(u0 < u1 && u1 <= 1.0) {
+    if !((0.0..1.0).contains(&u0) && u0 < u1 && u1 <= 1.0) {
         return Err(Error::msg(format!(
             "text band {band:?} is not a part of the width; expected 0 <= u0 < u1 <= 1"
         )));
