@@ -252,7 +252,7 @@ pub fn load_captchas_source(source: &Source, opts: &CaptchaOpts) -> Result<Captc
     Ok(c)
 }
 
-fn check_size(opts: &CaptchaOpts) -> Result<()> {
+pub(crate) fn check_size(opts: &CaptchaOpts) -> Result<()> {
     if opts.height <= 0 || opts.width <= 0 || opts.height > 4096 || opts.width > 4096 {
         return Err(Error::msg(format!(
             "captcha size {}x{} (HxW) must be between 1 and 4096 pixels each way",
@@ -262,7 +262,7 @@ fn check_size(opts: &CaptchaOpts) -> Result<()> {
     Ok(())
 }
 
-fn to_floats(img: &GrayImage, opts: &CaptchaOpts, out: &mut [f32]) {
+pub(crate) fn to_floats(img: &GrayImage, opts: &CaptchaOpts, out: &mut [f32]) {
     let (w, h) = (opts.width as u32, opts.height as u32);
     let resized;
     let img = if img.dimensions() == (w, h) {

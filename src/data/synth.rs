@@ -7,7 +7,7 @@
 //! libm), so the images do not depend on the machine either.
 
 use super::batch::{below, shuffle};
-use super::captcha::{Alphabet, CAPTCHA_ALPHABET, CAPTCHA_LEN};
+use super::captcha::{check_size, to_floats, Alphabet, CaptchaOpts, CAPTCHA_ALPHABET, CAPTCHA_LEN};
 use crate::error::{Error, Result};
 use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
 use image::GrayImage;
@@ -490,24 +490,15 @@ pub fn text_template(text: &str, band: (f64, f64)) -> Result<GrayImage> {
         .ok_or_else(|| Error::msg("text template: wrong pixel count"))
 }
 
-/// [`text_template`] of each text, resized to `h` x `w` with a triangle filter (as the
-/// captcha loader does): `[N, 1, h, w]` f32 in [-1, 1], black -1.
+/// [`text_template`] of each text at `h` x `w`, resized and scaled as the captcha loader
+/// does (triangle filter): `[N, 1, h, w]` f32 in [-1, 1], black -1.
 pub fn text_templates(texts: &[String], band: (f64, f64), h: i64, w: i64) -> Result<Tensor> {
-    if h < 1 || w < 1 {
-        return Err(Error::msg(format!(
-            "text templates of size {h}x{w}: expected a height and width of at least 1"
-        )));
-    }
-    let mut out = Vec::with_capacity(texts.len() * (h * w) as usize);
-    for t in texts {
-        let img = text_template(t, band)?;
-        let img = image::imageops::resize(
-            &img,
-            w as u32,
-            h as u32,
-            image::imageops::FilterType::Triangle,
-        );
-        out.extend(img.as_raw().iter().map(|p| f32::from(*p) / 127.5 - 1.0));
+    let opts = CaptchaOpts::size(h, w, image::imageops::FilterType::Triangle);
+    check_size(&opts)?;
+    let per = (h * w) as usize;
+    let mut out = vec![0f32; texts.len() * per];
+    for (t, o) in texts.iter().zip(out.chunks_mut(per)) {
+        to_floats(&text_template(t, band)?, &opts, o);
     }
     Ok(Tensor::from_slice(&out).view([texts.len() as i64, 1, h, w]))
 }
