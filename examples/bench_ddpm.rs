@@ -5,52 +5,23 @@
 //! Prints `{"bench": "unet_train_step", "seconds": ..., "unit": "step"}` after a warm-up.
 #![allow(dead_code)]
 
+use hw4::init;
 use hw4::tch::nn::{self, OptimizerConfig};
 use hw4::tch::{self, Device, Kind, Reduction, Tensor};
 use std::time::Instant;
 
-/// PyTorch's default initialisation (the notebook's `torch_init`): U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-fn torch_init(fan_in: i64) -> nn::Init {
-    let bound = 1.0 / (fan_in as f64).sqrt();
-    nn::Init::Uniform {
-        lo: -bound,
-        up: bound,
-    }
-}
-
-fn linear(p: nn::Path, d_in: i64, d_out: i64) -> nn::Linear {
-    let init = torch_init(d_in);
-    nn::linear(
-        p,
-        d_in,
-        d_out,
-        nn::LinearConfig {
-            ws_init: init,
-            bs_init: Some(init),
-            bias: true,
-        },
-    )
-}
-
-fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
-    let init = torch_init(c_in * k * k);
+fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Conv2D {
     nn::conv2d(
         p,
         c_in,
         c_out,
-        k,
+        3,
         nn::ConvConfig {
-            padding: k / 2,
+            padding: 1,
             stride,
-            ws_init: init,
-            bs_init: init,
-            ..Default::default()
+            ..init::torch_conv(c_in, 3)
         },
     )
-}
-
-fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Conv2D {
-    conv2d(p, c_in, c_out, 3, stride)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,11 +57,23 @@ impl ResnetBlock {
         ResnetBlock {
             norm1: nn::group_norm(&p / "norm1", cfg.norm_groups, in_ch, Default::default()),
             conv1: conv3x3(&p / "conv1", in_ch, out_ch, 1),
-            temb_proj: linear(&p / "temb_proj", temb_size, out_ch),
+            temb_proj: nn::linear(
+                &p / "temb_proj",
+                temb_size,
+                out_ch,
+                init::torch_linear(temb_size),
+            ),
             norm2: nn::group_norm(&p / "norm2", cfg.norm_groups, out_ch, Default::default()),
             conv2: conv3x3(&p / "conv2", out_ch, out_ch, 1),
-            shortcut: (cfg.residual && in_ch != out_ch)
-                .then(|| conv2d(&p / "shortcut", in_ch, out_ch, 1, 1)),
+            shortcut: (cfg.residual && in_ch != out_ch).then(|| {
+                nn::conv2d(
+                    &p / "shortcut",
+                    in_ch,
+                    out_ch,
+                    1,
+                    init::torch_conv(in_ch, 1),
+                )
+            }),
             dropout: cfg.dropout,
             residual: cfg.residual,
         }
@@ -140,8 +123,8 @@ impl MultiHeadAttention {
             "{dim} features do not split into {num_heads} heads"
         );
         MultiHeadAttention {
-            qkv: linear(&p / "qkv", dim, 3 * dim),
-            proj: linear(&p / "proj", dim, dim),
+            qkv: nn::linear(&p / "qkv", dim, 3 * dim, init::torch_linear(dim)),
+            proj: nn::linear(&p / "proj", dim, dim, init::torch_linear(dim)),
             num_heads,
         }
     }
@@ -203,8 +186,18 @@ impl AttentionBlock {
             ),
             attn: MultiHeadAttention::new(&p / "attn", feature_dim, cfg.num_heads),
             ff_norm: nn::layer_norm(&p / "ff_norm", vec![feature_dim], Default::default()),
-            ff1: linear(&p / "ff1", feature_dim, 4 * feature_dim),
-            ff2: linear(&p / "ff2", 4 * feature_dim, feature_dim),
+            ff1: nn::linear(
+                &p / "ff1",
+                feature_dim,
+                4 * feature_dim,
+                init::torch_linear(feature_dim),
+            ),
+            ff2: nn::linear(
+                &p / "ff2",
+                4 * feature_dim,
+                feature_dim,
+                init::torch_linear(4 * feature_dim),
+            ),
             dropout: cfg.dropout,
         }
     }
@@ -616,8 +609,18 @@ impl UNet {
             out_ch,
             cfg,
             pos: SinusoidalPosition::new(cfg.temb_size),
-            temb1: linear(&p / "temb1", cfg.temb_size, temb_dim),
-            temb2: linear(&p / "temb2", temb_dim, temb_dim),
+            temb1: nn::linear(
+                &p / "temb1",
+                cfg.temb_size,
+                temb_dim,
+                init::torch_linear(cfg.temb_size),
+            ),
+            temb2: nn::linear(
+                &p / "temb2",
+                temb_dim,
+                temb_dim,
+                init::torch_linear(temb_dim),
+            ),
             conv_in: conv3x3(&p / "conv_in", in_ch, c, 1),
             downs,
             mid: MidBlock::new(&p / "mid", outs[5], temb_dim, block(1, false, None)),

@@ -11,6 +11,7 @@ pub mod cuda;
 pub mod data;
 mod error;
 pub mod eval;
+pub mod init;
 pub mod metrics;
 pub mod nbextract;
 pub mod progress;
@@ -24,7 +25,7 @@ pub use {image, ndarray, plotters, rand, rand_chacha, serde_json, tch};
 /// `use hw4::prelude::*;` in a notebook's second cell.
 pub mod prelude {
     pub use crate::show::{ChartOpts, ImageOpts, Series};
-    pub use crate::{checkpoint, data, eval, metrics, progress, show};
+    pub use crate::{checkpoint, data, eval, init, metrics, progress, show};
     pub use crate::{seed, Context, Error, Profile, Result, Session};
     pub use rand::{Rng, RngCore, SeedableRng};
     pub use rand_chacha::ChaCha8Rng;
