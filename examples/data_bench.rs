@@ -33,7 +33,7 @@ fn main() -> hw4::Result<()> {
         });
         println!("captcha load: 1040 real images at 50x200 (no resize): {t:.3} s");
         let t = best_of(3, || data::load_mnist_from(&shared.join("mnist")));
-        println!("mnist load: 10000 test images (gzip IDX): {t:.3} s");
+        println!("mnist load: 60000 training images (gzip IDX): {t:.3} s");
     } else {
         println!("no ../shared/data: real loads not measured");
     }

@@ -90,6 +90,96 @@ pub fn load(vs: &mut VarStore, path: impl AsRef<Path>) -> Result<()> {
     })
 }
 
+/// Saves a training history beside its checkpoint: named per-epoch series as a JSON
+/// object, written atomically, so that a cell run with `HW4_TRAIN=0` shows the curves
+/// of the run that trained. NaN or infinite values are an error.
+pub fn save_history(path: impl AsRef<Path>, series: &[(&str, &[f64])]) -> Result<()> {
+    let path = path.as_ref();
+    let mut m = serde_json::Map::new();
+    for (name, values) in series {
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::msg(format!(
+                "history {}: series '{name}' has the non-finite value {} at epoch {}",
+                path.display(),
+                values[i],
+                i + 1
+            )));
+        }
+        m.insert(name.to_string(), serde_json::Value::from(values.to_vec()));
+    }
+    let text = serde_json::to_string_pretty(&m)? + "\n";
+    crate::show::write_atomic(path, text.as_bytes())
+}
+
+/// Loads the series `keys` of a history written by [`save_history`], each of length
+/// `epochs`. A missing file, a missing series or another length is an error naming
+/// the file.
+pub fn load_history(path: impl AsRef<Path>, keys: &[&str], epochs: usize) -> Result<Vec<Vec<f64>>> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::msg(format!(
+            "history {} cannot be read ({e}); train first (HW4_TRAIN=1)",
+            path.display()
+        ))
+    })?;
+    let m: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| {
+            Error::msg(format!(
+                "history {} is not a JSON object: {e}",
+                path.display()
+            ))
+        })?;
+    keys.iter()
+        .map(|key| {
+            let values: Option<Vec<f64>> = m
+                .get(*key)
+                .and_then(|v| v.as_array())
+                .and_then(|a| a.iter().map(|x| x.as_f64()).collect());
+            match values {
+                None => Err(Error::msg(format!(
+                    "history {} has no series '{key}' of numbers; it was written by another version of this cell (train again with HW4_TRAIN=1)",
+                    path.display()
+                ))),
+                Some(v) if v.len() != epochs => Err(Error::msg(format!(
+                    "history {}: series '{key}' has {} epochs, the configuration asks for {epochs} (train again with HW4_TRAIN=1)",
+                    path.display(),
+                    v.len()
+                ))),
+                Some(v) => Ok(v),
+            }
+        })
+        .collect()
+}
+
+/// Loads one tensor by name from a safetensors file, with the expected shape.
+pub fn load_tensor(path: impl AsRef<Path>, name: &str, shape: &[i64]) -> Result<Tensor> {
+    let path = path.as_ref();
+    if !path.exists() {
+        return Err(Error::msg(format!(
+            "{} does not exist (train first, or run with HW4_TRAIN=1)",
+            path.display()
+        )));
+    }
+    let saved = Tensor::read_safetensors(path).map_err(|e| {
+        Error::msg(format!(
+            "{} is not a readable safetensors file: {e}",
+            path.display()
+        ))
+    })?;
+    match saved.into_iter().find(|(k, _)| k == name) {
+        None => Err(Error::msg(format!(
+            "{} holds no tensor '{name}'",
+            path.display()
+        ))),
+        Some((_, t)) if t.size() != shape => Err(Error::msg(format!(
+            "{}: tensor '{name}' has shape {:?}, expected {shape:?} (train again with HW4_TRAIN=1)",
+            path.display(),
+            t.size()
+        ))),
+        Some((_, t)) => Ok(t),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +229,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a readable safetensors file"), "{e}");
+    }
+
+    #[test]
+    fn histories_and_tensors() {
+        let p = tmp("h.json");
+        let (a, b) = (vec![1.5, 2.0], vec![0.25, -3.0]);
+        save_history(&p, &[("a", &a), ("b", &b)]).unwrap();
+        assert_eq!(load_history(&p, &["b", "a"], 2).unwrap(), vec![b, a]);
+        let e = load_history(&p, &["c"], 2).unwrap_err().to_string();
+        assert!(
+            e.contains("has no series 'c'") && e.contains("h.json"),
+            "{e}"
+        );
+        let e = load_history(&p, &["a"], 3).unwrap_err().to_string();
+        assert!(
+            e.contains("'a' has 2 epochs, the configuration asks for 3"),
+            "{e}"
+        );
+        let e = load_history(tmp("none.json"), &["a"], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.json cannot be read"), "{e}");
+        let e = save_history(&p, &[("a", &[1.0, f64::NAN])])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("non-finite value NaN at epoch 2"), "{e}");
+
+        let t = tmp("t.safetensors");
+        let x = Tensor::arange(6, (tch::Kind::Float, tch::Device::Cpu)).view([2, 3]);
+        save_tensors(&[("x".to_string(), x.shallow_clone())], &t).unwrap();
+        assert!(load_tensor(&t, "x", &[2, 3]).unwrap().equal(&x));
+        let e = load_tensor(&t, "x", &[3, 2]).unwrap_err().to_string();
+        assert!(e.contains("has shape [2, 3], expected [3, 2]"), "{e}");
+        assert!(load_tensor(&t, "y", &[2, 3]).is_err());
     }
 }

@@ -116,11 +116,42 @@ fn real_captchas() {
     );
 }
 
+const MNIST_TEST_COUNTS: [i64; 10] = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
+const MNIST_TRAIN_COUNTS: [i64; 10] = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
+
+fn digit_counts(m: &data::Mnist) -> Vec<i64> {
+    Vec::try_from(m.labels.bincount::<Tensor>(None, 10)).unwrap()
+}
+
+fn first_labels(m: &data::Mnist) -> Vec<i64> {
+    Vec::try_from(m.labels.narrow(0, 0, 5)).unwrap()
+}
+
+fn check_pixels(m: &data::Mnist, n: i64) {
+    assert_eq!(m.images.size(), [n, 1, 28, 28]);
+    assert_eq!(m.labels.size(), [n]);
+    assert_eq!(m.images.kind(), Kind::Float);
+    assert_eq!(m.labels.kind(), Kind::Int64);
+    assert_eq!(m.images.min().double_value(&[]), 0.0);
+    assert_eq!(m.images.max().double_value(&[]), 1.0);
+}
+
+/// The full layout of `../shared/data/mnist`: the 60,000 training images (the loader's
+/// choice) and the 10,000 test images beside them (kept apart), with the per-digit
+/// counts of each split (LeCun et al.).
 #[test]
-fn real_mnist() {
+fn real_mnist_full_layout() {
     let Some(root) = shared() else { return };
     let dir = root.join("mnist");
     for (file, sum) in [
+        (
+            "train-images-idx3-ubyte.gz",
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        ),
+        (
+            "train-labels-idx1-ubyte.gz",
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        ),
         (
             "t10k-images-idx3-ubyte.gz",
             "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
@@ -136,31 +167,74 @@ fn real_mnist() {
             "{file}"
         );
     }
-    let m = data::load_mnist_from(&dir).unwrap();
-    assert_eq!(m.len(), 10_000);
-    assert_eq!(m.split, "test");
-    assert_eq!(m.images.size(), [10_000, 1, 28, 28]);
-    assert_eq!(m.images.kind(), Kind::Float);
-    assert_eq!(m.labels.kind(), Kind::Int64);
-    assert_eq!(m.images.min().double_value(&[]), 0.0);
-    assert_eq!(m.images.max().double_value(&[]), 1.0);
-    // The test split's class counts (LeCun et al.) and its first labels.
-    let counts: Vec<i64> = Vec::try_from(m.labels.bincount::<Tensor>(None, 10)).unwrap();
+    let source = Source::Shared(dir.clone());
+    let train = data::load_mnist_source(&source).unwrap();
+    assert_eq!((train.split.as_str(), train.len()), ("train", 60_000));
+    check_pixels(&train, 60_000);
+    assert_eq!(digit_counts(&train), MNIST_TRAIN_COUNTS);
+    assert_eq!(first_labels(&train), [5, 0, 4, 1, 9]);
     assert_eq!(
-        counts,
-        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+        train.describe(),
+        "mnist: 60000 train images 28x28 from ../shared/data/mnist (shared data)"
     );
-    let first: Vec<i64> = Vec::try_from(m.labels.narrow(0, 0, 5)).unwrap();
-    assert_eq!(first, [7, 2, 1, 0, 4]);
+    let test = data::load_mnist_test_source(&source).unwrap().unwrap();
+    assert_eq!((test.split.as_str(), test.len()), ("test", 10_000));
+    check_pixels(&test, 10_000);
+    assert_eq!(digit_counts(&test), MNIST_TEST_COUNTS);
+    assert_eq!(first_labels(&test), [7, 2, 1, 0, 4]);
+    // The homework's split: 50,000 / 10,000 of the training images, seeded.
+    let (tr, va) = data::split(train.len(), 10_000, 5);
+    assert_eq!((tr.len(), va.len()), (50_000, 10_000));
+    let (x, y) = train.subset(&va);
+    assert_eq!(
+        (x.size(), y.size()),
+        (vec![10_000, 1, 28, 28], vec![10_000])
+    );
+    assert_eq!(data::split(train.len(), 10_000, 5), (tr, va));
+}
+
+/// A folder that holds only the `t10k-*` pair (as `../shared/data` did before): the
+/// loader uses the test split, says so, and there is no separate test split.
+#[test]
+fn real_mnist_test_split_only_layout() {
+    let Some(root) = shared() else { return };
+    let d = tmp("mnist-t10k-only");
+    for f in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(root.join("mnist").join(f), d.join(f)).unwrap();
+    }
+    let m = data::load_mnist_from(&d).unwrap();
+    assert_eq!((m.split.as_str(), m.len()), ("test", 10_000));
+    check_pixels(&m, 10_000);
+    assert_eq!(digit_counts(&m), MNIST_TEST_COUNTS);
+    assert_eq!(first_labels(&m), [7, 2, 1, 0, 4]);
     let (train, valid) = data::split(m.len(), 1000, 0);
     let (x, y) = m.subset(&valid);
     assert_eq!((x.size(), y.size()), (vec![1000, 1, 28, 28], vec![1000]));
     assert_eq!(m.subset(&train).0.size()[0], 9000);
-    let m = data::load_mnist_source(&Source::Shared(dir)).unwrap();
+    let source = Source::Shared(d.clone());
+    let m = data::load_mnist_source(&source).unwrap();
     assert_eq!(
         m.describe(),
-        "mnist: 10000 test images 28x28 from ../shared/data/mnist (shared data) (no training split there: using the test split)"
+        format!(
+            "mnist: 10000 test images 28x28 from {} (shared data) (no training split there: using the test split)",
+            d.display()
+        )
     );
+    assert!(data::load_mnist_test_source(&source).unwrap().is_none());
+    assert!(data::load_mnist_test_source(&Source::Synthetic)
+        .unwrap()
+        .is_none());
+    // The training split without its test pair: no test split, and no error.
+    let t = tmp("mnist-train-only");
+    for f in ["train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz"] {
+        std::fs::copy(root.join("mnist").join(f), t.join(f)).unwrap();
+    }
+    let e = data::load_mnist_test_source(&Source::Dir(t.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("no MNIST t10k split (expected t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz])"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&t);
 }
 
 // ------------------------------------------------------------ synthetic

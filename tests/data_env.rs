@@ -40,7 +40,10 @@ fn hw4_data_dir_selects_the_source() {
         std::env::set_var("HW4_DATA_DIR", &shared);
         let m = data::load_mnist().unwrap();
         assert_eq!(m.source, Source::EnvDir(shared.join("mnist")));
-        assert_eq!(m.len(), 10_000);
+        assert_eq!((m.split.as_str(), m.len()), ("train", 60_000));
+        let t = data::load_mnist_test().unwrap().unwrap();
+        assert_eq!(t.source, Source::EnvDir(shared.join("mnist")));
+        assert_eq!((t.split.as_str(), t.len()), ("test", 10_000));
     }
     std::env::remove_var("HW4_DATA_DIR");
 }

@@ -76,14 +76,53 @@ pub fn load_mnist() -> Result<Mnist> {
 /// (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, each optionally `.gz`)
 /// when present, else the test split (`t10k-*`).
 pub fn load_mnist_from(dir: &Path) -> Result<Mnist> {
-    load_dir(dir, Source::Dir(dir.to_path_buf()))
+    load_dir(dir, Source::Dir(dir.to_path_buf()), &["train", "t10k"])
+}
+
+/// The test split that [`load_mnist`] leaves apart: the `t10k-*` pair from the same
+/// folder when that folder also holds the training split (and so [`load_mnist`]
+/// returned the training split). `None`, with a line saying so, when the folder holds
+/// only the test split (then [`load_mnist`] already used it) or the digits are
+/// synthetic: there is no separate test split to report on.
+pub fn load_mnist_test() -> Result<Option<Mnist>> {
+    let t0 = Instant::now();
+    let source = find("mnist")?;
+    let m = load_mnist_test_source(&source)?;
+    match &m {
+        Some(m) => println!(
+            "mnist: {} test images {}x{} from {}, kept apart for the final report",
+            m.len(),
+            m.images.size()[2],
+            m.images.size()[3],
+            m.source
+        ),
+        None => println!("mnist: no separate test split at {source}"),
+    }
+    eprintln!(
+        "mnist test split loaded in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(m)
+}
+
+/// [`load_mnist_test`] for a given [`Source`], without the printed line.
+pub fn load_mnist_test_source(source: &Source) -> Result<Option<Mnist>> {
+    let Some(dir) = source.dir() else {
+        return Ok(None);
+    };
+    let has_train = idx_file(dir, "train-images-idx3-ubyte").is_some()
+        || idx_file(dir, "train-labels-idx1-ubyte").is_some();
+    if !has_train {
+        return Ok(None);
+    }
+    load_dir(dir, source.clone(), &["t10k"]).map(Some)
 }
 
 /// Loads MNIST from a [`Source`]; [`Source::Synthetic`] gives
 /// [`synth::digits`]`(SYNTH_DIGITS, SYNTH_SEED)`.
 pub fn load_mnist_source(source: &Source) -> Result<Mnist> {
     match source.dir() {
-        Some(dir) => load_dir(dir, source.clone()),
+        Some(dir) => load_dir(dir, source.clone(), &["train", "t10k"]),
         None => {
             let (images, labels) = synth::digits(SYNTH_DIGITS, SYNTH_SEED);
             Ok(Mnist {
@@ -103,7 +142,9 @@ fn idx_file(dir: &Path, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn load_dir(dir: &Path, source: Source) -> Result<Mnist> {
+/// Loads the first of `splits` ("train", "t10k") whose image and label files are
+/// both in `dir`.
+fn load_dir(dir: &Path, source: Source, splits: &[&str]) -> Result<Mnist> {
     if !dir.is_dir() {
         return Err(Error::msg(format!(
             "{}: no such folder (expected the MNIST IDX files there)",
@@ -111,7 +152,7 @@ fn load_dir(dir: &Path, source: Source) -> Result<Mnist> {
         )));
     }
     let mut chosen = None;
-    for split in ["train", "t10k"] {
+    for &split in splits {
         let images = idx_file(dir, &format!("{split}-images-idx3-ubyte"));
         let labels = idx_file(dir, &format!("{split}-labels-idx1-ubyte"));
         match (images, labels) {
@@ -135,6 +176,12 @@ fn load_dir(dir: &Path, source: Source) -> Result<Mnist> {
         }
     }
     let Some((split, img_path, lbl_path)) = chosen else {
+        if let [only] = splits {
+            return Err(Error::msg(format!(
+                "{}: no MNIST {only} split (expected {only}-images-idx3-ubyte[.gz] and {only}-labels-idx1-ubyte[.gz])",
+                show_path(dir)
+            )));
+        }
         return Err(Error::msg(format!(
             "{}: no MNIST files (expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or the t10k-* pair)",
             show_path(dir)

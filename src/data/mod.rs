@@ -22,7 +22,10 @@ pub use captcha::{
     load_captchas, load_captchas_from, load_captchas_source, load_captchas_with, Alphabet,
     CaptchaOpts, Captchas, CAPTCHA_ALPHABET, CAPTCHA_LEN, SYNTH_CAPTCHAS,
 };
-pub use mnist::{load_mnist, load_mnist_from, load_mnist_source, Mnist, SYNTH_DIGITS};
+pub use mnist::{
+    load_mnist, load_mnist_from, load_mnist_source, load_mnist_test, load_mnist_test_source, Mnist,
+    SYNTH_DIGITS,
+};
 pub use source::{find, find_in, Source, DATASETS};
 
 use std::path::{Path, PathBuf};

@@ -13,11 +13,19 @@ use tch::{Kind, Tensor};
 pub struct TwoSampleConfig {
     /// Channels of the first convolution (the second has twice as many).
     pub channels: i64,
+    /// Most training epochs. Training stops earlier once the validation part's loss
+    /// has not improved for `patience` epochs, and the best epoch's weights are the
+    /// ones scored on the held-out part.
     pub epochs: usize,
+    pub patience: usize,
     pub batch_size: usize,
     /// Adam's learning rate.
     pub lr: f64,
-    /// Seeds the discriminator's initialisation, the split into halves and the batches.
+    /// Fractions of each set that train the discriminator and that pick its epoch;
+    /// the rest is held out for the score.
+    pub train_fraction: f64,
+    pub valid_fraction: f64,
+    /// Seeds the discriminator's initialisation, the split into parts and the batches.
     pub seed: u64,
 }
 
@@ -25,9 +33,12 @@ impl Default for TwoSampleConfig {
     fn default() -> Self {
         TwoSampleConfig {
             channels: 16,
-            epochs: 5,
+            epochs: 10,
+            patience: 2,
             batch_size: 64,
             lr: 1e-3,
+            train_fraction: 0.4,
+            valid_fraction: 0.1,
             seed: 0,
         }
     }
@@ -42,9 +53,23 @@ pub struct TwoSampleResult {
     pub real_accuracy: f64,
     /// Held-out generated images classified as generated.
     pub fake_accuracy: f64,
-    /// Images per class used for training and for testing.
+    /// Images per class that trained the discriminator, picked its epoch, scored it.
     pub n_train: usize,
+    pub n_valid: usize,
     pub n_test: usize,
+    /// The epoch (1-based) whose weights were scored, and the epochs trained.
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+}
+
+/// Several tests of the same two sets with different seeds (different parts,
+/// initialisations and batches): the mean and the sample standard deviation of the
+/// held-out accuracy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwoSampleSummary {
+    pub mean: f64,
+    pub std: f64,
+    pub runs: Vec<TwoSampleResult>,
 }
 
 /// A small convolutional discriminator for `[N, C, H, W]` images of any size.
@@ -84,10 +109,7 @@ impl Module for Critic {
     }
 }
 
-/// Runs the test on `real` and `fake` images (same shape apart from N, any device):
-/// both are shuffled with the seed, cut to the same count, halved into training and
-/// held-out parts. Seeds LibTorch's generator with `cfg.seed`.
-pub fn test(real: &Tensor, fake: &Tensor, cfg: &TwoSampleConfig) -> Result<TwoSampleResult> {
+fn check(real: &Tensor, fake: &Tensor, cfg: &TwoSampleConfig) -> Result<usize> {
     if real.dim() != 4 || fake.dim() != 4 || real.size()[1..] != fake.size()[1..] {
         return Err(Error::msg(format!(
             "two-sample test needs two image batches [N, C, H, W] of the same image shape, got {:?} and {:?}",
@@ -95,12 +117,30 @@ pub fn test(real: &Tensor, fake: &Tensor, cfg: &TwoSampleConfig) -> Result<TwoSa
             fake.size()
         )));
     }
-    let n = real.size()[0].min(fake.size()[0]) as usize;
-    if n < 4 {
+    let fractions_ok = cfg.train_fraction > 0.0
+        && cfg.valid_fraction > 0.0
+        && cfg.train_fraction + cfg.valid_fraction <= 0.9;
+    if !fractions_ok {
         return Err(Error::msg(format!(
-            "two-sample test needs at least 4 images per set, got {n}"
+            "two-sample test: train_fraction {} and valid_fraction {} must be positive and leave at least 10% held out",
+            cfg.train_fraction, cfg.valid_fraction
         )));
     }
+    let n = real.size()[0].min(fake.size()[0]) as usize;
+    if n < 10 {
+        return Err(Error::msg(format!(
+            "two-sample test needs at least 10 images per set, got {n}"
+        )));
+    }
+    Ok(n)
+}
+
+/// Runs the test on `real` and `fake` images (same shape apart from N, any device):
+/// both are shuffled with the seed, cut to the same count `n` and split into a
+/// training part, a validation part (early stopping) and a held-out part (the score).
+/// Seeds LibTorch's generator with `cfg.seed`.
+pub fn test(real: &Tensor, fake: &Tensor, cfg: &TwoSampleConfig) -> Result<TwoSampleResult> {
+    let n = check(real, fake, cfg)?;
     let device = real.device();
     let pick = |x: &Tensor, seed: u64| {
         let p = crate::data::permutation(x.size()[0] as usize, seed);
@@ -109,24 +149,53 @@ pub fn test(real: &Tensor, fake: &Tensor, cfg: &TwoSampleConfig) -> Result<TwoSa
             .to_kind(Kind::Float)
     };
     let (real, fake) = (pick(real, cfg.seed), pick(fake, cfg.seed + 1));
-    let half = (n / 2) as i64;
-    let n_test = n as i64 - half;
-    let x_train = Tensor::cat(&[real.narrow(0, 0, half), fake.narrow(0, 0, half)], 0);
-    let y_train = Tensor::cat(
-        &[
-            Tensor::ones([half], (Kind::Float, device)),
-            Tensor::zeros([half], (Kind::Float, device)),
-        ],
-        0,
-    );
+    let n_train = ((n as f64 * cfg.train_fraction) as i64).max(1);
+    let n_valid = ((n as f64 * cfg.valid_fraction) as i64).max(1);
+    let n_test = n as i64 - n_train - n_valid;
+    let part = |start: i64, len: i64| {
+        let x = Tensor::cat(&[real.narrow(0, start, len), fake.narrow(0, start, len)], 0);
+        let y = Tensor::cat(
+            &[
+                Tensor::ones([len], (Kind::Float, device)),
+                Tensor::zeros([len], (Kind::Float, device)),
+            ],
+            0,
+        );
+        (x, y)
+    };
+    let (x_train, y_train) = part(0, n_train);
+    let (x_valid, y_valid) = part(n_train, n_valid);
 
     crate::seed(cfg.seed);
     let vs = nn::VarStore::new(device);
     let critic = Critic::new(vs.root() / "critic", real.size()[1], cfg);
     let mut opt = nn::Adam::default().build(&vs, cfg.lr)?;
-    for epoch in 0..cfg.epochs {
+    let logits_of = |x: &Tensor| -> Tensor {
+        tch::no_grad(|| {
+            let n = x.size()[0];
+            let parts: Vec<Tensor> = (0..n)
+                .step_by(1024)
+                .map(|i| critic.forward(&x.narrow(0, i, 1024.min(n - i))))
+                .collect();
+            Tensor::cat(&parts, 0)
+        })
+    };
+    let valid_loss = || -> f64 {
+        logits_of(&x_valid)
+            .binary_cross_entropy_with_logits::<Tensor>(&y_valid, None, None, tch::Reduction::Mean)
+            .double_value(&[])
+    };
+    let snapshot = |vs: &nn::VarStore| -> Vec<Tensor> {
+        vs.trainable_variables()
+            .iter()
+            .map(|t| t.detach().copy())
+            .collect()
+    };
+    let (mut best_loss, mut best_epoch, mut best) = (valid_loss(), 0, snapshot(&vs));
+    let mut epochs_run = 0;
+    for epoch in 1..=cfg.epochs {
         let seed = cfg.seed.wrapping_add(1000 + epoch as u64);
-        for idx in crate::data::batches(2 * half as usize, cfg.batch_size, seed) {
+        for idx in crate::data::batches(2 * n_train as usize, cfg.batch_size, seed) {
             let idx = idx.to_device(device);
             let logits = critic.forward(&x_train.index_select(0, &idx));
             let loss = logits.binary_cross_entropy_with_logits::<Tensor>(
@@ -137,26 +206,66 @@ pub fn test(real: &Tensor, fake: &Tensor, cfg: &TwoSampleConfig) -> Result<TwoSa
             );
             opt.backward_step(&loss);
         }
+        epochs_run = epoch;
+        let loss = valid_loss();
+        if loss < best_loss {
+            (best_loss, best_epoch, best) = (loss, epoch, snapshot(&vs));
+        } else if epoch - best_epoch >= cfg.patience {
+            break;
+        }
     }
-    let correct = |x: &Tensor, real: bool| -> f64 {
-        tch::no_grad(|| {
-            let mut hits = 0i64;
-            for i in (0..n_test).step_by(1024) {
-                let len = 1024.min(n_test - i);
-                let logits = critic.forward(&x.narrow(0, half + i, len));
-                let pred = if real { logits.gt(0.0) } else { logits.le(0.0) };
-                hits += pred.sum(Kind::Int64).int64_value(&[]);
-            }
-            hits as f64 / n_test as f64
-        })
-    };
-    let (ra, fa) = (correct(&real, true), correct(&fake, false));
+    tch::no_grad(|| {
+        for (v, b) in vs.trainable_variables().iter_mut().zip(&best) {
+            v.copy_(b);
+        }
+    });
+    let start = n_train + n_valid;
+    let real_hits = logits_of(&real.narrow(0, start, n_test)).gt(0.0);
+    let fake_hits = logits_of(&fake.narrow(0, start, n_test)).le(0.0);
+    let rate = |t: Tensor| t.sum(Kind::Int64).int64_value(&[]) as f64 / n_test as f64;
+    let (ra, fa) = (rate(real_hits), rate(fake_hits));
     Ok(TwoSampleResult {
         accuracy: (ra + fa) / 2.0,
         real_accuracy: ra,
         fake_accuracy: fa,
-        n_train: half as usize,
+        n_train: n_train as usize,
+        n_valid: n_valid as usize,
         n_test: n_test as usize,
+        best_epoch: best_epoch.max(1),
+        epochs_run,
+    })
+}
+
+/// [`test`] `repeats` times with the seeds `cfg.seed + 7919 k`, k = 0..repeats.
+pub fn test_repeated(
+    real: &Tensor,
+    fake: &Tensor,
+    cfg: &TwoSampleConfig,
+    repeats: usize,
+) -> Result<TwoSampleSummary> {
+    if repeats == 0 {
+        return Err(Error::msg("two-sample test: repeats must be at least 1"));
+    }
+    let runs = (0..repeats as u64)
+        .map(|k| {
+            let cfg = TwoSampleConfig {
+                seed: cfg.seed.wrapping_add(7919 * k),
+                ..cfg.clone()
+            };
+            test(real, fake, &cfg)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let acc: Vec<f64> = runs.iter().map(|r| r.accuracy).collect();
+    let mean = acc.iter().sum::<f64>() / acc.len() as f64;
+    let var = if acc.len() > 1 {
+        acc.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (acc.len() - 1) as f64
+    } else {
+        0.0
+    };
+    Ok(TwoSampleSummary {
+        mean,
+        std: var.sqrt(),
+        runs,
     })
 }
 
@@ -172,6 +281,7 @@ mod tests {
             batch_size: 32,
             lr: 2e-3,
             seed: 5,
+            ..Default::default()
         }
     }
 
@@ -183,9 +293,15 @@ mod tests {
         let real = Tensor::rand([800, 1, 8, 8], opts);
         let fake = Tensor::rand([800, 1, 8, 8], opts);
         let r = test(&real, &fake, &cfg()).unwrap();
-        assert_eq!((r.n_train, r.n_test), (400, 400));
+        assert_eq!((r.n_train, r.n_valid, r.n_test), (320, 80, 400));
         assert!((r.accuracy - 0.5).abs() < 0.08, "{r:?}");
+        assert!(r.best_epoch <= r.epochs_run && r.epochs_run <= 8, "{r:?}");
         assert_eq!(r, test(&real, &fake, &cfg()).unwrap());
+        let s = test_repeated(&real, &fake, &cfg(), 3).unwrap();
+        assert_eq!(s.runs.len(), 3);
+        assert_eq!(s.runs[0], r);
+        assert_ne!(s.runs[1], r);
+        assert!((s.mean - 0.5).abs() < 0.06 && s.std < 0.08, "{s:?}");
     }
 
     #[test]
@@ -196,8 +312,15 @@ mod tests {
         let real = Tensor::rand([400, 1, 8, 8], opts) * 0.6;
         let fake = Tensor::rand([300, 1, 8, 8], opts) * 0.6 + 0.4;
         let r = test(&real, &fake, &cfg()).unwrap();
-        assert_eq!((r.n_train, r.n_test), (150, 150));
+        assert_eq!((r.n_train, r.n_valid, r.n_test), (120, 30, 150));
         assert!(r.accuracy > 0.95, "{r:?}");
+        // Nothing left to learn after a few epochs: early stopping ends the training.
+        let long = TwoSampleConfig {
+            epochs: 100,
+            ..cfg()
+        };
+        let r = test(&real, &fake, &long).unwrap();
+        assert!(r.epochs_run < 100 && r.accuracy > 0.95, "{r:?}");
     }
 
     #[test]
@@ -205,9 +328,18 @@ mod tests {
         let a = Tensor::zeros([10, 1, 8, 8], (Kind::Float, Device::Cpu));
         let b = Tensor::zeros([10, 1, 9, 8], (Kind::Float, Device::Cpu));
         assert!(test(&a, &b, &cfg()).is_err());
-        assert!(test(&a.narrow(0, 0, 3), &a, &cfg())
+        assert!(test(&a.narrow(0, 0, 9), &a, &cfg())
             .unwrap_err()
             .to_string()
-            .contains("at least 4"));
+            .contains("at least 10 images"));
+        let bad = TwoSampleConfig {
+            train_fraction: 0.9,
+            ..cfg()
+        };
+        assert!(test(&a, &a, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 10% held out"));
+        assert!(test_repeated(&a, &a, &cfg(), 0).is_err());
     }
 }
