@@ -13,7 +13,6 @@ mod error;
 pub mod eval;
 pub mod init;
 pub mod metrics;
-pub mod nbextract;
 pub mod progress;
 pub mod session;
 pub mod show;
