@@ -3,12 +3,12 @@
 //! evcxr's display protocol. Outside a kernel (examples, tests) nothing is printed
 //! on stdout, so the same code gives the same stdout both ways.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::session::Session;
 use base64::Engine;
 use plotters::prelude::*;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tch::{Kind, Tensor};
 
 /// True inside an evcxr kernel.
@@ -168,19 +168,8 @@ fn figure_path(s: &Session, name: &str, ext: &str) -> Result<PathBuf> {
     Ok(s.out(&format!("{name}.{ext}")))
 }
 
-/// Writes a file atomically (temporary file in the same folder, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).context(dir.display())?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).context(tmp.display())?;
-    std::fs::rename(&tmp, path).context(path.display())?;
-    Ok(())
-}
+/// [`crate::io::write_atomic`], re-exported for the notebooks that call it from here.
+pub use crate::io::write_atomic;
 
 /// Shows one image tensor and saves it as `outputs/<notebook>/<name>.png`.
 pub fn image(s: &Session, name: &str, t: &Tensor, opts: &ImageOpts) -> Result<PathBuf> {
