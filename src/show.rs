@@ -225,16 +225,11 @@ pub fn draw_svg(
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
+        root.fill(&WHITE)?;
         draw(&root)?;
-        root.present().map_err(plot_err)?;
+        root.present()?;
     }
     Ok(buf)
-}
-
-/// Converts a plotters error into ours.
-pub fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
-    Error::msg(format!("plot: {e:?}"))
 }
 
 /// One named series of (x, y) points.
@@ -328,13 +323,11 @@ pub fn line_chart_svg(series: &[Series], opts: &ChartOpts) -> Result<String> {
                     .configure_mesh()
                     .x_desc(opts.x_label.as_str())
                     .y_desc(opts.y_label.as_str())
-                    .draw()
-                    .map_err(plot_err)?;
+                    .draw()?;
                 for (i, s) in series.iter().enumerate() {
                     let c = colors[i % colors.len()];
                     chart
-                        .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                        .map_err(plot_err)?
+                        .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))?
                         .label(s.name.as_str())
                         .legend(move |(x, y)| {
                             PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
@@ -344,8 +337,7 @@ pub fn line_chart_svg(series: &[Series], opts: &ChartOpts) -> Result<String> {
                     .configure_series_labels()
                     .background_style(WHITE.mix(0.8))
                     .border_style(BLACK)
-                    .draw()
-                    .map_err(plot_err)?;
+                    .draw()?;
             }};
         }
         if opts.log_y {
@@ -354,11 +346,9 @@ pub fn line_chart_svg(series: &[Series], opts: &ChartOpts) -> Result<String> {
                 .flat_map(|s| s.points.iter().map(|p| p.1))
                 .filter(|y| *y > 0.0)
                 .fold(f64::MAX, f64::min);
-            body!(b
-                .build_cartesian_2d(x0..x1, (y0.min(y1 * 0.5)..y1 * 1.1).log_scale())
-                .map_err(plot_err)?);
+            body!(b.build_cartesian_2d(x0..x1, (y0.min(y1 * 0.5)..y1 * 1.1).log_scale())?);
         } else {
-            body!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(plot_err)?);
+            body!(b.build_cartesian_2d(x0..x1, y0..y1)?);
         }
         Ok(())
     })
