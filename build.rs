@@ -1,20 +1,23 @@
-//! Turns every `notebooks/*.ipynb` into a Rust program under OUT_DIR, compiled as a
-//! cargo example (`examples/<name>.rs` includes it): code cells in order inside one
+//! Turns every `notebooks/<Stem>.ipynb` into a Rust program `OUT_DIR/nb_<Stem>.rs`,
+//! compiled as the cargo example whose file includes it (`examples/gan_vae.rs`
+//! includes `nb_GAN-VAE.rs`: the example files are the one place that pairs examples
+//! with notebooks; scripts/nbruns.py reads them): code cells in order inside one
 //! function returning a `Result`, evcxr commands (`:dep`, `:opt`, ...) dropped,
-//! markdown headings kept as comments. Each code line carries a trailing comment
-//! naming its notebook and cell, so a compile error points at the cell. A cell whose
+//! markdown headings kept as comments. Each cell starts with a header comment naming
+//! its notebook and cell, so a compile error's line falls under its cell. A cell whose
 //! last line is an expression (shown by evcxr as the cell's value) is rejected:
 //! notebooks show results by explicit calls so that they also compile as programs.
 
-#[path = "src/nbextract.rs"]
+#[path = "build/nbextract.rs"]
 mod nbextract;
 
-use nbextract::{example_name, extract};
+use nbextract::extract;
 use std::path::Path;
 
 fn main() {
     build_cuda_shim();
     println!("cargo:rerun-if-changed=notebooks");
+    println!("cargo:rerun-if-changed=build/nbextract.rs");
     let out = std::env::var("OUT_DIR").expect("OUT_DIR");
     let dir = Path::new("notebooks");
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -27,7 +30,7 @@ fn main() {
     paths.sort();
     for path in paths {
         println!("cargo:rerun-if-changed={}", path.display());
-        let name = example_name(&path);
+        let stem = path.file_stem().expect("a notebook file").to_string_lossy();
         let code = match extract(&path) {
             Ok(code) => code,
             Err(e) => {
@@ -35,7 +38,7 @@ fn main() {
                 format!("compile_error!({:?});\nfn main() {{}}\n", e)
             }
         };
-        std::fs::write(Path::new(&out).join(format!("nb_{name}.rs")), code).expect("write");
+        std::fs::write(Path::new(&out).join(format!("nb_{stem}.rs")), code).expect("write");
     }
 }
 

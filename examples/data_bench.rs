@@ -18,24 +18,25 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
 fn main() -> hw4::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("data_bench: {threads} threads, best of 3");
-    let shared = hw4::session::project_root().join("../shared/data");
-    let dir = shared.join("captcha_images_v2");
-    if dir.is_dir() {
+    // The notebooks' own search (HW4_DATA_DIR, data/, ../shared/data).
+    let captchas = data::find("captcha_images_v2")?;
+    let mnist = data::find("mnist")?;
+    if let (Some(dir), Some(mnist)) = (captchas.dir(), mnist.dir()) {
         for filter in [FilterType::Lanczos3, FilterType::Triangle] {
-            let t = best_of(3, || data::load_captchas_from(&dir, 64, 256, filter));
+            let t = best_of(3, || data::load_captchas_from(dir, 64, 256, filter));
             println!(
                 "captcha load: 1040 real images -> 64x256 ({filter:?}): {t:.3} s ({:.0} images/s)",
                 1040.0 / t
             );
         }
         let t = best_of(3, || {
-            data::load_captchas_from(&dir, 50, 200, FilterType::Triangle)
+            data::load_captchas_from(dir, 50, 200, FilterType::Triangle)
         });
         println!("captcha load: 1040 real images at 50x200 (no resize): {t:.3} s");
-        let t = best_of(3, || data::load_mnist_from(&shared.join("mnist")));
+        let t = best_of(3, || data::load_mnist_from(mnist));
         println!("mnist load: 60000 training images (gzip IDX): {t:.3} s");
     } else {
-        println!("no ../shared/data: real loads not measured");
+        println!("no real captchas or MNIST found: real loads not measured");
     }
     let t = best_of(3, || synth::captchas(1040, 0));
     println!(

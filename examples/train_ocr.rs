@@ -13,6 +13,9 @@ use hw4::image::imageops::FilterType;
 use hw4::prelude::*;
 
 fn main() -> Result<()> {
+    // Two flags parsed by hand: `clap` (what candle's examples use) is not among this
+    // project's pinned dependencies, and adding it (and its own dependencies) to the
+    // lock file for two flags would cost more than these lines.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let retrain = args.iter().any(|a| a == "--retrain");
     let (h, w) = match args.iter().position(|a| a == "--size") {

@@ -1,7 +1,7 @@
 //! Checkpoints as safetensors files (readable by PyTorch's `safetensors` package),
 //! written atomically and checked name by name and shape by shape on load.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn::VarStore, Tensor};
@@ -20,39 +20,31 @@ pub fn save(vs: &VarStore, path: impl AsRef<Path>) -> Result<()> {
 
 /// Saves named tensors to `path` atomically.
 pub fn save_tensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).context(dir.display())?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("checkpoint"),
-        std::process::id()
-    ));
-    Tensor::write_safetensors(tensors, &tmp).context(tmp.display())?;
-    std::fs::rename(&tmp, path).context(path.display())?;
-    Ok(())
+    crate::io::write_atomic_with(path, |tmp| Ok(Tensor::write_safetensors(tensors, tmp)?))
 }
 
-/// Loads `path` into the variables of `vs`. Every variable must be present with the
-/// same shape; extra tensors in the file are an error too (a different model).
-pub fn load(vs: &mut VarStore, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
+/// The named tensors of a safetensors file; a missing or unreadable file is an error
+/// naming it.
+fn read(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if !path.exists() {
         return Err(Error::msg(format!(
             "checkpoint {} does not exist (train first, or run with HW4_TRAIN=1)",
             path.display()
         )));
     }
-    let saved: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| {
-            Error::msg(format!(
-                "checkpoint {} is not a readable safetensors file: {e}",
-                path.display()
-            ))
-        })?
-        .into_iter()
-        .collect();
+    Tensor::read_safetensors(path).map_err(|e| {
+        Error::msg(format!(
+            "checkpoint {} is not a readable safetensors file: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Loads `path` into the variables of `vs`. Every variable must be present with the
+/// same shape; extra tensors in the file are an error too (a different model).
+pub fn load(vs: &mut VarStore, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let saved: BTreeMap<String, Tensor> = read(path)?.into_iter().collect();
     let vars = vs.variables();
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
@@ -107,8 +99,7 @@ pub fn save_history(path: impl AsRef<Path>, series: &[(&str, &[f64])]) -> Result
         }
         m.insert(name.to_string(), serde_json::Value::from(values.to_vec()));
     }
-    let text = serde_json::to_string_pretty(&m)? + "\n";
-    crate::show::write_atomic(path, text.as_bytes())
+    crate::io::write_json(path, &serde_json::Value::Object(m))
 }
 
 /// Loads the series `keys` of a history written by [`save_history`], each of length
@@ -154,19 +145,7 @@ pub fn load_history(path: impl AsRef<Path>, keys: &[&str], epochs: usize) -> Res
 /// Loads one tensor by name from a safetensors file, with the expected shape.
 pub fn load_tensor(path: impl AsRef<Path>, name: &str, shape: &[i64]) -> Result<Tensor> {
     let path = path.as_ref();
-    if !path.exists() {
-        return Err(Error::msg(format!(
-            "{} does not exist (train first, or run with HW4_TRAIN=1)",
-            path.display()
-        )));
-    }
-    let saved = Tensor::read_safetensors(path).map_err(|e| {
-        Error::msg(format!(
-            "{} is not a readable safetensors file: {e}",
-            path.display()
-        ))
-    })?;
-    match saved.into_iter().find(|(k, _)| k == name) {
+    match read(path)?.into_iter().find(|(k, _)| k == name) {
         None => Err(Error::msg(format!(
             "{} holds no tensor '{name}'",
             path.display()

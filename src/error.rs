@@ -19,10 +19,6 @@ impl Error {
     pub fn context(self, what: impl fmt::Display) -> Self {
         Error(format!("{what}: {}", self.0))
     }
-
-    pub fn message(&self) -> &str {
-        &self.0
-    }
 }
 
 impl fmt::Display for Error {
@@ -58,6 +54,15 @@ from_error!(
     std::num::ParseFloatError
 );
 
+/// plotters' drawing errors, so that `?` works on chart calls in cells and in `show`.
+impl<E: std::error::Error + Send + Sync> From<plotters::drawing::DrawingAreaErrorKind<E>>
+    for Error
+{
+    fn from(e: plotters::drawing::DrawingAreaErrorKind<E>) -> Self {
+        Error(format!("plot: {e:?}"))
+    }
+}
+
 impl From<String> for Error {
     fn from(s: String) -> Self {
         Error(s)
@@ -79,10 +84,4 @@ impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
     fn context(self, what: impl fmt::Display) -> Result<T> {
         self.map_err(|e| e.into().context(what))
     }
-}
-
-/// Return early with a formatted [`Error`].
-#[macro_export]
-macro_rules! bail {
-    ($($arg:tt)*) => { return Err($crate::Error::msg(format!($($arg)*))) };
 }

@@ -1,7 +1,7 @@
 //! `hw4`: the thin helper crate behind the hw4 notebooks. The homework's answers
 //! (models, losses, training loops) live in the notebooks; this crate carries what
 //! every notebook needs: the session (device, profile, seeds), data loaders,
-//! figures, checkpoints, metrics and the evaluators that judge the results.
+//! figures, checkpoints, metrics, file output and the evaluators that judge the results.
 //!
 //! Notebooks depend on this crate only: `tch`, `plotters`, `image` and `ndarray`
 //! are re-exported so that cells never pull a second copy with another version.
@@ -12,8 +12,8 @@ pub mod data;
 mod error;
 pub mod eval;
 pub mod init;
+pub mod io;
 pub mod metrics;
-pub mod nbextract;
 pub mod progress;
 pub mod session;
 pub mod show;

@@ -2,6 +2,10 @@
 //! flat key per number, sorted. Cells add keys as they run, so re-running one cell
 //! updates its keys and keeps the others. Keys starting with `time.` hold wall
 //! times, which vary run to run; everything else must be reproducible.
+//!
+//! [`Session::start`] lives here rather than in `session`: starting a session begins
+//! its metrics file, and metrics need the session, so defining it on this side keeps
+//! the two modules free of an import cycle.
 
 use crate::error::{Context, Error, Result};
 use crate::session::Session;
@@ -28,29 +32,44 @@ pub fn read(s: &Session) -> Result<Map<String, Value>> {
     }
 }
 
-fn write(s: &Session, m: &Map<String, Value>) -> Result<()> {
-    let text = serde_json::to_string_pretty(m)? + "\n";
-    crate::show::write_atomic(&path(s), text.as_bytes())
+fn write(s: &Session, m: Map<String, Value>) -> Result<()> {
+    crate::io::write_json(&path(s), &Value::Object(m))
 }
 
-/// Sets `key` to `value` in the notebook's metrics.json.
+/// Where in `v` a JSON `null` is (`""` for `v` itself, `[2]`, `.a[0]`), if anywhere.
+/// serde_json writes NaN and the infinities as `null`, so a metric holding one is
+/// where a number was not finite.
+fn null_at(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => Some(String::new()),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| null_at(x).map(|w| format!("[{i}]{w}"))),
+        Value::Object(m) => m
+            .iter()
+            .find_map(|(k, x)| null_at(x).map(|w| format!(".{k}{w}"))),
+        _ => None,
+    }
+}
+
+/// Sets `key` to `value` in the notebook's metrics.json. A number that is NaN or
+/// infinite, alone or anywhere inside a vector or JSON value, is an error (JSON has
+/// no such numbers; serde_json would silently write `null`).
 pub fn record(s: &Session, key: &str, value: impl Into<Value>) -> Result<()> {
-    let mut m = read(s)?;
     let v = value.into();
-    if let Value::Number(n) = &v {
-        if n.as_f64().is_some_and(|x| !x.is_finite()) {
-            return Err(Error::msg(format!("metric {key} is not finite")));
-        }
+    if let Some(at) = null_at(&v) {
+        return Err(Error::msg(format!(
+            "metric {key}{at} is not a finite number (NaN or infinite; JSON would hold null)"
+        )));
     }
+    let mut m = read(s)?;
     m.insert(key.to_string(), v);
-    write(s, &m)
+    write(s, m)
 }
 
-/// Sets a float, rejecting NaN and infinities (serde_json would write `null`).
+/// [`record`] for a float (the type spelled out for inference in cells).
 pub fn record_f64(s: &Session, key: &str, value: f64) -> Result<()> {
-    if !value.is_finite() {
-        return Err(Error::msg(format!("metric {key} = {value} is not finite")));
-    }
     record(s, key, value)
 }
 
@@ -63,5 +82,60 @@ pub fn begin(s: &Session) -> Result<()> {
         m = Map::new();
         m.insert("session".into(), Value::from(line));
     }
-    write(s, &m)
+    write(s, m)
+}
+
+impl Session {
+    /// Reads the environment, configures LibTorch (threads, seeds, deterministic
+    /// settings on CUDA), creates `outputs/<notebook>/`, begins its metrics.json and
+    /// prints the session line.
+    pub fn start(notebook: &str) -> Result<Session> {
+        let s = Session::from_env(notebook)?;
+        begin(&s)?;
+        println!("{}", s.line());
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(name: &str) -> Session {
+        let out_dir =
+            std::env::temp_dir().join(format!("hw4-metrics-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&out_dir).unwrap();
+        Session {
+            notebook: name.into(),
+            device: tch::Device::Cpu,
+            profile: crate::Profile::Smoke,
+            seed: 0,
+            threads: 1,
+            out_dir,
+        }
+    }
+
+    #[test]
+    fn non_finite_numbers_are_errors_wherever_they_are() {
+        let s = session("nan");
+        begin(&s).unwrap();
+        record(&s, "ok", vec![1.0, 2.5]).unwrap();
+        let e = record_f64(&s, "a", f64::NAN).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "metric a is not a finite number (NaN or infinite; JSON would hold null)"
+        );
+        let e = record(&s, "v", vec![1.0, f64::INFINITY])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("metric v[1] is not a finite number"), "{e}");
+        let e = record(&s, "j", serde_json::json!({"x": [0.5, f64::NAN]}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("metric j.x[1] is not a finite number"), "{e}");
+        let m = read(&s).unwrap();
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["ok", "session"]);
+        assert_eq!(m["ok"], serde_json::json!([1.0, 2.5]));
+        let _ = std::fs::remove_dir_all(&s.out_dir);
+    }
 }

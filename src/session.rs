@@ -123,15 +123,8 @@ pub struct Session {
 
 impl Session {
     /// Reads the environment, configures LibTorch (threads, seeds, deterministic
-    /// settings on CUDA), creates `outputs/<notebook>/` and prints the session line.
-    pub fn start(notebook: &str) -> Result<Session> {
-        let s = Session::from_env(notebook)?;
-        crate::metrics::begin(&s)?;
-        println!("{}", s.line());
-        Ok(s)
-    }
-
-    /// Like [`Session::start`] without printing.
+    /// settings on CUDA) and creates `outputs/<notebook>/`: [`Session::start`]
+    /// (defined in [`crate::metrics`]) without beginning metrics.json or printing.
     pub fn from_env(notebook: &str) -> Result<Session> {
         if notebook.is_empty() || notebook.contains(['/', '\\']) {
             return Err(Error::msg(format!(

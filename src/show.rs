@@ -3,12 +3,12 @@
 //! evcxr's display protocol. Outside a kernel (examples, tests) nothing is printed
 //! on stdout, so the same code gives the same stdout both ways.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::session::Session;
 use base64::Engine;
 use plotters::prelude::*;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tch::{Kind, Tensor};
 
 /// True inside an evcxr kernel.
@@ -168,19 +168,8 @@ fn figure_path(s: &Session, name: &str, ext: &str) -> Result<PathBuf> {
     Ok(s.out(&format!("{name}.{ext}")))
 }
 
-/// Writes a file atomically (temporary file in the same folder, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).context(dir.display())?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).context(tmp.display())?;
-    std::fs::rename(&tmp, path).context(path.display())?;
-    Ok(())
-}
+/// [`crate::io::write_atomic`], re-exported for the notebooks that call it from here.
+pub use crate::io::write_atomic;
 
 /// Shows one image tensor and saves it as `outputs/<notebook>/<name>.png`.
 pub fn image(s: &Session, name: &str, t: &Tensor, opts: &ImageOpts) -> Result<PathBuf> {
@@ -236,16 +225,11 @@ pub fn draw_svg(
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
+        root.fill(&WHITE)?;
         draw(&root)?;
-        root.present().map_err(plot_err)?;
+        root.present()?;
     }
     Ok(buf)
-}
-
-/// Converts a plotters error into ours.
-pub fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
-    Error::msg(format!("plot: {e:?}"))
 }
 
 /// One named series of (x, y) points.
@@ -339,13 +323,11 @@ pub fn line_chart_svg(series: &[Series], opts: &ChartOpts) -> Result<String> {
                     .configure_mesh()
                     .x_desc(opts.x_label.as_str())
                     .y_desc(opts.y_label.as_str())
-                    .draw()
-                    .map_err(plot_err)?;
+                    .draw()?;
                 for (i, s) in series.iter().enumerate() {
                     let c = colors[i % colors.len()];
                     chart
-                        .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                        .map_err(plot_err)?
+                        .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))?
                         .label(s.name.as_str())
                         .legend(move |(x, y)| {
                             PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
@@ -355,8 +337,7 @@ pub fn line_chart_svg(series: &[Series], opts: &ChartOpts) -> Result<String> {
                     .configure_series_labels()
                     .background_style(WHITE.mix(0.8))
                     .border_style(BLACK)
-                    .draw()
-                    .map_err(plot_err)?;
+                    .draw()?;
             }};
         }
         if opts.log_y {
@@ -365,11 +346,9 @@ pub fn line_chart_svg(series: &[Series], opts: &ChartOpts) -> Result<String> {
                 .flat_map(|s| s.points.iter().map(|p| p.1))
                 .filter(|y| *y > 0.0)
                 .fold(f64::MAX, f64::min);
-            body!(b
-                .build_cartesian_2d(x0..x1, (y0.min(y1 * 0.5)..y1 * 1.1).log_scale())
-                .map_err(plot_err)?);
+            body!(b.build_cartesian_2d(x0..x1, (y0.min(y1 * 0.5)..y1 * 1.1).log_scale())?);
         } else {
-            body!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(plot_err)?);
+            body!(b.build_cartesian_2d(x0..x1, y0..y1)?);
         }
         Ok(())
     })

@@ -425,7 +425,7 @@ fn figure_real_vs_synthetic() {
     let grid = show::grid(&Tensor::stack(&pairs, 0), &opts).unwrap();
     let img = show::to_image(&grid, &ImageOpts { scale: 2, ..opts }).unwrap();
     let path = hw4::session::output_root().join("data/captchas_real_vs_synthetic.png");
-    show::write_atomic(&path, &show::png_bytes(&img).unwrap()).unwrap();
+    hw4::io::write_atomic(&path, &show::png_bytes(&img).unwrap()).unwrap();
 
     let (x, _) = synth::digits(32, 0);
     let digits = show::to_image(
@@ -444,7 +444,7 @@ fn figure_real_vs_synthetic() {
     )
     .unwrap();
     let path = hw4::session::output_root().join("data/digits_synthetic.png");
-    show::write_atomic(&path, &show::png_bytes(&digits).unwrap()).unwrap();
+    hw4::io::write_atomic(&path, &show::png_bytes(&digits).unwrap()).unwrap();
     if let Some(root) = shared() {
         let m = data::load_mnist_from(&root.join("mnist")).unwrap();
         let real = show::to_image(
@@ -463,7 +463,7 @@ fn figure_real_vs_synthetic() {
         )
         .unwrap();
         let path = hw4::session::output_root().join("data/digits_real.png");
-        show::write_atomic(&path, &show::png_bytes(&real).unwrap()).unwrap();
+        hw4::io::write_atomic(&path, &show::png_bytes(&real).unwrap()).unwrap();
     }
 }
 

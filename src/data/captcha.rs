@@ -1,146 +1,18 @@
 //! Captcha folders: PNG or JPEG files whose stem is the label (the layout of the
-//! public "captcha_images_v2" set), and the text <-> index encoding of an alphabet.
+//! public "captcha_images_v2" set), or the synthetic set in their place.
 
+use super::format::{check_size, to_floats, Alphabet, CaptchaOpts};
 use super::source::{find, why_synthetic, Source};
 use super::{show_path, synth, workers, SYNTH_SEED};
 use crate::error::{Error, Result};
 use image::imageops::FilterType;
 use image::GrayImage;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Tensor;
 
-/// The 19 symbols of the captcha_images_v2 set.
-pub const CAPTCHA_ALPHABET: &str = "2345678bcdefgmnpwxy";
-/// Characters per captcha label.
-pub const CAPTCHA_LEN: usize = 5;
 /// Size of the synthetic captcha set the loader falls back to (as many as the real set).
 pub const SYNTH_CAPTCHAS: usize = 1040;
-
-/// A sorted set of characters with text <-> index encoding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alphabet {
-    chars: Vec<char>,
-}
-
-impl Alphabet {
-    /// The sorted unique characters of `s`.
-    pub fn new(s: &str) -> Alphabet {
-        let mut chars: Vec<char> = s.chars().collect();
-        chars.sort_unstable();
-        chars.dedup();
-        Alphabet { chars }
-    }
-
-    /// The sorted unique characters of all labels.
-    pub fn from_labels(labels: &[String]) -> Alphabet {
-        Alphabet::new(&labels.concat())
-    }
-
-    pub fn len(&self) -> usize {
-        self.chars.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.chars.is_empty()
-    }
-
-    pub fn chars(&self) -> &[char] {
-        &self.chars
-    }
-
-    /// The index of `c`, if it is in the alphabet.
-    pub fn index(&self, c: char) -> Option<usize> {
-        self.chars.binary_search(&c).ok()
-    }
-
-    /// Indices of the characters of `text`.
-    pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
-        text.chars()
-            .map(|c| {
-                self.index(c).map(|i| i as i64).ok_or_else(|| {
-                    Error::msg(format!(
-                        "label {text:?}: {c:?} is not in the alphabet \"{self}\""
-                    ))
-                })
-            })
-            .collect()
-    }
-
-    /// `[N, L]` i64 indices of labels that all have `L` characters.
-    pub fn encode_all(&self, labels: &[String]) -> Result<Tensor> {
-        let len = labels.first().map_or(0, |l| l.chars().count());
-        let mut out = Vec::with_capacity(labels.len() * len);
-        for l in labels {
-            if l.chars().count() != len {
-                return Err(Error::msg(format!(
-                    "label {l:?} has {} characters, expected {len} like {:?}",
-                    l.chars().count(),
-                    labels[0]
-                )));
-            }
-            out.extend(self.encode(l)?);
-        }
-        Ok(Tensor::from_slice(&out).view([labels.len() as i64, len as i64]))
-    }
-
-    /// The text of `indices`; an index outside the alphabet becomes `?`.
-    pub fn decode(&self, indices: &[i64]) -> String {
-        indices
-            .iter()
-            .map(|&i| {
-                usize::try_from(i)
-                    .ok()
-                    .and_then(|i| self.chars.get(i))
-                    .copied()
-                    .unwrap_or('?')
-            })
-            .collect()
-    }
-}
-
-impl fmt::Display for Alphabet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.chars.iter().try_for_each(|c| write!(f, "{c}"))
-    }
-}
-
-/// How a captcha folder is read.
-#[derive(Debug, Clone)]
-pub struct CaptchaOpts {
-    /// Output height and width; images of another size are resized with `filter`.
-    pub height: i64,
-    pub width: i64,
-    pub filter: FilterType,
-    /// Characters allowed in labels (`None`: any letter or digit).
-    pub alphabet: Option<String>,
-    /// Characters per label (`None`: the most common length in the folder).
-    pub label_len: Option<usize>,
-}
-
-impl Default for CaptchaOpts {
-    fn default() -> Self {
-        CaptchaOpts {
-            height: 50,
-            width: 200,
-            filter: FilterType::Triangle,
-            alphabet: Some(CAPTCHA_ALPHABET.into()),
-            label_len: Some(CAPTCHA_LEN),
-        }
-    }
-}
-
-impl CaptchaOpts {
-    pub fn size(h: i64, w: i64, filter: FilterType) -> Self {
-        CaptchaOpts {
-            height: h,
-            width: w,
-            filter,
-            ..Default::default()
-        }
-    }
-}
 
 /// Captcha images and their labels.
 #[derive(Debug)]
@@ -217,7 +89,7 @@ pub fn load_captchas(h: i64, w: i64, filter: FilterType) -> Result<Captchas> {
     Ok(c)
 }
 
-/// Loads the captcha images of `dir` (labels: 5 characters from [`CAPTCHA_ALPHABET`]).
+/// Loads the captcha images of `dir` (labels: 5 characters from [`super::CAPTCHA_ALPHABET`]).
 pub fn load_captchas_from(dir: &Path, h: i64, w: i64, filter: FilterType) -> Result<Captchas> {
     load_captchas_with(dir, &CaptchaOpts::size(h, w, filter))
 }
@@ -250,30 +122,6 @@ pub fn load_captchas_source(source: &Source, opts: &CaptchaOpts) -> Result<Captc
     let mut c = load_captchas_with(dir, opts)?;
     c.source = source.clone();
     Ok(c)
-}
-
-pub(crate) fn check_size(opts: &CaptchaOpts) -> Result<()> {
-    if opts.height <= 0 || opts.width <= 0 || opts.height > 4096 || opts.width > 4096 {
-        return Err(Error::msg(format!(
-            "captcha size {}x{} (HxW) must be between 1 and 4096 pixels each way",
-            opts.height, opts.width
-        )));
-    }
-    Ok(())
-}
-
-pub(crate) fn to_floats(img: &GrayImage, opts: &CaptchaOpts, out: &mut [f32]) {
-    let (w, h) = (opts.width as u32, opts.height as u32);
-    let resized;
-    let img = if img.dimensions() == (w, h) {
-        img
-    } else {
-        resized = image::imageops::resize(img, w, h, opts.filter);
-        &resized
-    };
-    for (o, p) in out.iter_mut().zip(img.as_raw()) {
-        *o = f32::from(*p) / 127.5 - 1.0;
-    }
 }
 
 fn is_image(p: &Path) -> bool {

@@ -13,15 +13,17 @@
 
 mod batch;
 mod captcha;
+mod format;
 mod mnist;
 mod source;
 pub mod synth;
 
 pub use batch::{batches, permutation, split};
 pub use captcha::{
-    load_captchas, load_captchas_from, load_captchas_source, load_captchas_with, Alphabet,
-    CaptchaOpts, Captchas, CAPTCHA_ALPHABET, CAPTCHA_LEN, SYNTH_CAPTCHAS,
+    load_captchas, load_captchas_from, load_captchas_source, load_captchas_with, Captchas,
+    SYNTH_CAPTCHAS,
 };
+pub use format::{Alphabet, CaptchaOpts, CAPTCHA_ALPHABET, CAPTCHA_LEN};
 pub use mnist::{
     load_mnist, load_mnist_from, load_mnist_source, load_mnist_test, load_mnist_test_source, Mnist,
     SYNTH_DIGITS,

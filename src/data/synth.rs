@@ -7,7 +7,7 @@
 //! libm), so the images do not depend on the machine either.
 
 use super::batch::{below, shuffle};
-use super::captcha::{check_size, to_floats, Alphabet, CaptchaOpts, CAPTCHA_ALPHABET, CAPTCHA_LEN};
+use super::format::{check_size, to_floats, Alphabet, CaptchaOpts, CAPTCHA_ALPHABET, CAPTCHA_LEN};
 use crate::error::{Error, Result};
 use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
 use image::GrayImage;

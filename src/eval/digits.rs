@@ -2,10 +2,12 @@
 //! [0, 1]: the feature extractor behind the notebooks' Fréchet distance (its
 //! penultimate layer, [`DigitClassifier::features`]) and a sanity check of generated
 //! digits (its predicted classes). Trained from a fixed seed on the training part of
-//! MNIST; the weights are cached as safetensors under `outputs/eval/`, keyed by the
-//! run profile, the configuration and a fingerprint of the training data, so a second
-//! run loads them instead of training again (and gives the same numbers).
+//! MNIST; the weights are cached as safetensors under `outputs/eval/` with the policy
+//! of [`super::cache`] (keyed by the run profile, the configuration and the training
+//! data's bytes; `HW4_TRAIN=0` loads or fails), so a second run loads them instead of
+//! training again (and gives the same numbers).
 
+use super::cache::{self, Key};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use tch::nn::{self, Module, OptimizerConfig};
@@ -127,49 +129,37 @@ fn check_images(x: &Tensor, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// FNV-1a, 64 bits: a stable name for a configuration and its data.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// A fingerprint of images and labels (position-weighted sums, printed exactly).
-fn fingerprint(images: &Tensor, labels: &Tensor) -> String {
-    let v = images
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Double)
-        .flatten(0, -1);
-    let w = Tensor::arange(v.size()[0], (Kind::Int64, Device::Cpu)).remainder(1009) + 1;
-    let a = (&v * w.to_kind(Kind::Double))
-        .sum(Kind::Double)
-        .double_value(&[]);
-    let l = labels.to_device(Device::Cpu).to_kind(Kind::Int64);
-    let wl = Tensor::arange(l.size()[0], (Kind::Int64, Device::Cpu)).remainder(101) + 1;
-    let b = (&l * wl).sum(Kind::Int64).int64_value(&[]);
-    format!("{:?}:{a:e}:{b}", images.size())
+/// The cache key: the profile, the configuration and every byte of the training
+/// images and labels.
+fn cache_key(profile: &str, cfg: &DigitConfig, train: (&Tensor, &Tensor)) -> Result<Key> {
+    Key::new()
+        .bytes(format!("hw4 digits\n{profile}\n{cfg:?}\n"))
+        .tensor(train.0)?
+        .tensor(train.1)
 }
 
 impl DigitClassifier {
     /// Trains the classifier on `train` (images, labels) from `cfg.seed`, or loads it
     /// from `outputs/eval/` when the same profile, configuration and training data were
     /// seen before; then measures its accuracy on `test`. Training seeds LibTorch's
-    /// generator with `cfg.seed`.
+    /// generator with `cfg.seed`. With `HW4_TRAIN=0` a missing cache file is an error,
+    /// and an unreadable one is an error either way (see [`super::cache`]).
     pub fn train_or_load(
         s: &Session,
         train: (&Tensor, &Tensor),
         test: (&Tensor, &Tensor),
         cfg: &DigitConfig,
     ) -> Result<Self> {
-        let dir = crate::session::output_root().join("eval");
-        Self::train_or_load_in(&dir, s.profile.name(), s.device, train, test, cfg)
+        let (dir, profile) = (cache::dir(), s.profile.name());
+        Self::train_or_load_in(&dir, profile, s.train_enabled(), s.device, train, test, cfg)
     }
 
-    /// [`DigitClassifier::train_or_load`] with the cache folder, the profile's name
-    /// and the device given.
+    /// [`DigitClassifier::train_or_load`] with the cache folder, the profile's name,
+    /// whether training is allowed (`HW4_TRAIN`) and the device given.
     pub fn train_or_load_in(
         dir: &std::path::Path,
         profile: &str,
+        train_enabled: bool,
         device: Device,
         train: (&Tensor, &Tensor),
         test: (&Tensor, &Tensor),
@@ -177,19 +167,29 @@ impl DigitClassifier {
     ) -> Result<Self> {
         check_images(train.0, "training images")?;
         check_images(test.0, "test images")?;
-        let key = format!("{profile}|{cfg:?}|{}", fingerprint(train.0, train.1));
-        let path = dir.join(format!(
-            "digits-{profile}-{:016x}.safetensors",
-            fnv1a(key.as_bytes())
-        ));
+        let path = cache_key(profile, cfg, train)?.file_in(dir, &format!("digits-{profile}"));
         crate::seed(cfg.seed);
-        let mut vs = nn::VarStore::new(device);
-        let net = DigitNet::new(vs.root() / "digits", cfg);
-        let cached = path.exists() && crate::checkpoint::load(&mut vs, &path).is_ok();
-        if !cached {
-            train_net(&vs, &net, train, cfg)?;
-            crate::checkpoint::save(&vs, &path)?;
-        }
+        let fresh = || {
+            let vs = nn::VarStore::new(device);
+            let net = DigitNet::new(vs.root() / "digits", cfg);
+            (vs, net)
+        };
+        let ((vs, net), cached) = cache::load_or_train(
+            "digit classifier",
+            &path,
+            train_enabled,
+            |p| {
+                let (mut vs, net) = fresh();
+                crate::checkpoint::load(&mut vs, p)?;
+                Ok((vs, net))
+            },
+            || {
+                let (vs, net) = fresh();
+                train_net(&vs, &net, train, cfg)?;
+                Ok((vs, net))
+            },
+            |(vs, _), p| crate::checkpoint::save(vs, p),
+        )?;
         let mut c = DigitClassifier {
             vs,
             net,
@@ -263,20 +263,6 @@ fn train_net(
     Ok(())
 }
 
-/// Trains (never from the cache) and returns the network, for tests and benchmarks.
-pub fn train(
-    device: Device,
-    train: (&Tensor, &Tensor),
-    cfg: &DigitConfig,
-) -> Result<(nn::VarStore, DigitNet)> {
-    check_images(train.0, "training images")?;
-    crate::seed(cfg.seed);
-    let vs = nn::VarStore::new(device);
-    let net = DigitNet::new(vs.root() / "digits", cfg);
-    train_net(&vs, &net, train, cfg)?;
-    Ok((vs, net))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,7 +272,7 @@ mod tests {
         let _g = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("hw4-digits-{}", std::process::id()));
         let load = |train: (&Tensor, &Tensor), test: (&Tensor, &Tensor), cfg: &DigitConfig| {
-            DigitClassifier::train_or_load_in(&dir, "smoke", Device::Cpu, train, test, cfg)
+            DigitClassifier::train_or_load_in(&dir, "smoke", true, Device::Cpu, train, test, cfg)
         };
         let (x, y) = crate::data::synth::digits(1200, 3);
         let (train, test) = (
@@ -318,6 +304,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("[N, 1, 28, 28]"), "{e}");
+        // HW4_TRAIN=0 loads what is cached and refuses to train the rest.
+        let refuse = |cfg: &DigitConfig| {
+            let t = (&train.0, &train.1);
+            DigitClassifier::train_or_load_in(&dir, "smoke", false, Device::Cpu, t, t, cfg)
+        };
+        assert!(refuse(&cfg).unwrap().cached);
+        let third = DigitConfig {
+            seed: 2,
+            ..cfg.clone()
+        };
+        let e = refuse(&third).unwrap_err().to_string();
+        assert!(
+            e.starts_with("HW4_TRAIN=0 but there are no cached digit classifier weights"),
+            "{e}"
+        );
+        // A damaged cache file is an error naming it, not a silent retrain.
+        std::fs::write(&a.path, b"garbage").unwrap();
+        let e = load((&train.0, &train.1), (&test.0, &test.1), &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&a.path.display().to_string()) && e.contains("to retrain"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,7 +1,9 @@
 //! Evaluators that judge the notebooks' results without being the homework's answer:
 //! a digit classifier for MNIST features, the Fréchet distance, a classifier
-//! two-sample test, and a captcha OCR trained on real captchas.
+//! two-sample test, and a captcha OCR trained on real captchas; `cache` is how the
+//! trained evaluators keep their weights.
 
+pub mod cache;
 pub mod digits;
 pub mod frechet;
 pub mod ocr;

@@ -25,12 +25,12 @@
 //! # Ok(()) }
 //! ```
 
+use super::cache::{self, Key};
 use crate::data::{self, Alphabet, Captchas};
 use crate::error::{Error, Result};
 use crate::session::{Profile, Session};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -356,13 +356,7 @@ impl Ocr {
         cfg: OcrConfig,
     ) -> Result<Ocr> {
         let mut ocr = Ocr::new(device, alphabet, cfg)?;
-        let path = path.as_ref();
-        crate::checkpoint::load(&mut ocr.vs, path).map_err(|e| {
-            Error::msg(format!(
-                "{e} (cached OCR weights: delete {} to retrain)",
-                path.display()
-            ))
-        })?;
+        crate::checkpoint::load(&mut ocr.vs, path)?;
         Ok(ocr)
     }
 
@@ -370,14 +364,10 @@ impl Ocr {
         crate::checkpoint::save(&self.vs, path)
     }
 
-    /// Trains a fresh OCR on the images `train` of `data` (seeding LibTorch with
-    /// `cfg.seed` first, so the same inputs give the same weights on a device; on the
-    /// CPU with one intra-op thread, the caller's thread count restored afterwards).
-    pub fn train(device: Device, data: &Captchas, train: &[i64], cfg: OcrConfig) -> Result<Ocr> {
-        let (images, labels) = training_set(data, train, &cfg)?;
-        Ocr::train_on(device, &images, &labels, &data.alphabet, cfg)
-    }
-
+    /// Trains a fresh OCR on `images` (already at the configured size) and `labels`,
+    /// seeding LibTorch with `cfg.seed` first, so the same inputs give the same weights
+    /// on a device; on the CPU with one intra-op thread, the caller's thread count
+    /// restored afterwards.
     fn train_on(
         device: Device,
         images: &Tensor,
@@ -470,27 +460,25 @@ impl Ocr {
             eprintln!("ocr: warning: no real captchas found; the OCR is trained and scored on the synthetic set");
         }
         let (images, labels) = training_set(data, train, &cfg)?;
-        let path = cache_path(&cfg, &data.alphabet, &images, &labels);
-        let ocr = if path.exists() {
-            let ocr = Ocr::load(&path, s.device, &data.alphabet, cfg.clone())?;
+        let path = cache_file(&cfg, &data.alphabet, &images, &labels)?;
+        let (ocr, cached) = cache::load_or_train(
+            "OCR",
+            &path,
+            s.train_enabled(),
+            |p| Ocr::load(p, s.device, &data.alphabet, cfg.clone()),
+            || Ocr::train_on(s.device, &images, &labels, &data.alphabet, cfg.clone()),
+            |ocr, p| ocr.save(p),
+        )?;
+        if cached {
             eprintln!("ocr: loaded {}", crate::data::show_path(&path));
-            ocr
-        } else if !s.train_enabled() {
-            return Err(Error::msg(format!(
-                "HW4_TRAIN=0 but there are no cached OCR weights {}; run once with training enabled",
-                crate::data::show_path(&path)
-            )));
         } else {
-            let ocr = Ocr::train_on(s.device, &images, &labels, &data.alphabet, cfg.clone())?;
-            ocr.save(&path)?;
             eprintln!(
                 "ocr: trained {} steps in {:.1} s, saved {}",
                 cfg.steps,
                 ocr.train_seconds.unwrap_or(0.0),
                 crate::data::show_path(&path)
             );
-            ocr
-        };
+        }
         crate::seed(cfg.seed.wrapping_add(0x5eed));
         let report = ocr.evaluate(data, heldout)?;
         Ok((ocr, report))
@@ -499,7 +487,7 @@ impl Ocr {
     /// Where [`Ocr::load_or_train`] caches the weights for these arguments.
     pub fn cache_path(data: &Captchas, train: &[i64], cfg: &OcrConfig) -> Result<PathBuf> {
         let (images, labels) = training_set(data, train, cfg)?;
-        Ok(cache_path(cfg, &data.alphabet, &images, &labels))
+        cache_file(cfg, &data.alphabet, &images, &labels)
     }
 
     /// Reads the images `idx` of `data` and scores them against their labels.
@@ -674,33 +662,20 @@ fn augment(x: &Tensor, rng: &mut ChaCha8Rng, noise: f64) -> Tensor {
     x.clamp(-1.0, 1.0)
 }
 
-/// `outputs/eval/ocr-<key>.safetensors`.
-fn cache_path(cfg: &OcrConfig, alphabet: &Alphabet, images: &Tensor, labels: &[String]) -> PathBuf {
-    let mut h = Sha256::new();
-    h.update(format!("hw4 ocr v{ARCH_VERSION}\n{cfg:?}\n{alphabet}\n").as_bytes());
+/// `outputs/eval/ocr-<key>.safetensors`, the key hashing the architecture version, the
+/// configuration, the alphabet, and the training images (at the OCR's size) and labels.
+/// [`Ocr::cache_path`] is this for a captcha set and training indices.
+fn cache_file(
+    cfg: &OcrConfig,
+    alphabet: &Alphabet,
+    images: &Tensor,
+    labels: &[String],
+) -> Result<PathBuf> {
+    let mut key = Key::new().bytes(format!("hw4 ocr v{ARCH_VERSION}\n{cfg:?}\n{alphabet}\n"));
     for l in labels {
-        h.update(l.as_bytes());
-        h.update(b"\n");
+        key = key.bytes(l).bytes("\n");
     }
-    let pixels: Vec<f32> = Vec::try_from(images.flatten(0, -1)).unwrap_or_default();
-    h.update(
-        images
-            .size()
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("x"),
-    );
-    for p in pixels {
-        h.update(p.to_le_bytes());
-    }
-    let key: String = h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    crate::session::output_root()
-        .join("eval")
-        .join(format!("ocr-{key}.safetensors"))
+    Ok(key.tensor(images)?.file_in(&cache::dir(), "ocr"))
 }
 
 #[cfg(test)]
@@ -809,7 +784,6 @@ mod tests {
             .to_string();
         assert!(e.contains(&path.display().to_string()), "{e}");
         assert!(e.contains("has shape"), "{e}");
-        assert!(e.contains("to retrain"), "{e}");
         // Another alphabet changes the head's shape too.
         let e = Ocr::load(&path, Device::Cpu, &Alphabet::new("abc"), small.clone())
             .unwrap_err()
@@ -858,19 +832,18 @@ mod tests {
         let lp = one.log_probs(&images);
         assert_eq!(lp.size(), [cfg.seq_len(), 4, a.len() as i64 + 1]);
         assert_eq!(one.read(&images.narrow(3, 0, 100)).len(), 4);
-        let k1 = cache_path(&cfg, &a, &x, &labels);
-        let k2 = cache_path(
+        let key = |cfg: &OcrConfig, x: &Tensor| cache_file(cfg, &a, x, &labels).unwrap();
+        let k1 = key(&cfg, &x);
+        let k2 = key(
             &OcrConfig {
                 seed: 1,
                 ..cfg.clone()
             },
-            &a,
             &x,
-            &labels,
         );
-        let k3 = cache_path(&cfg, &a, &(&x * 0.5), &labels);
+        let k3 = key(&cfg, &(&x * 0.5));
         assert_ne!(k1, k2);
         assert_ne!(k1, k3);
-        assert_eq!(k1, cache_path(&cfg, &a, &x, &labels));
+        assert_eq!(k1, key(&cfg, &x));
     }
 }

@@ -1,22 +1,9 @@
-//! Notebook → Rust program extraction, shared by `build.rs` (which generates the
-//! cargo examples) and the tests. See `build.rs` for the rules.
+//! Notebook → Rust program extraction: build tooling, compiled into `build.rs` (which
+//! generates the cargo examples) and `tests/nbextract.rs` with `#[path]`, not part of
+//! the `hw4` crate. See `build.rs` for the rules.
 
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// `GAN-VAE.ipynb` -> `gan_vae`.
-pub fn example_name(path: &Path) -> String {
-    let stem = path.file_stem().unwrap().to_string_lossy();
-    stem.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
 
 fn source_of(cell: &serde_json::Value) -> String {
     match &cell["source"] {
@@ -26,42 +13,14 @@ fn source_of(cell: &serde_json::Value) -> String {
     }
 }
 
-/// Tracks whether a line ends inside a string literal, so that the cell marker
-/// comment is never appended inside one.
-fn ends_in_string(line: &str, mut in_str: bool) -> bool {
-    let mut chars = line.chars().peekable();
-    let mut prev_slash = false;
-    while let Some(c) = chars.next() {
-        if in_str {
-            if c == '\\' {
-                chars.next();
-            } else if c == '"' {
-                in_str = false;
-            }
-        } else if c == '/' && prev_slash {
-            return false;
-        } else if c == '"' {
-            in_str = true;
-        } else if c == '\'' {
-            // char literal like '"' or '\''; lifetimes have no closing quote nearby.
-            let rest: String = chars.clone().take(3).collect();
-            if rest.starts_with("\\") || rest.chars().nth(1) == Some('\'') {
-                for _ in 0..rest.find('\'').map_or(0, |i| i + 1) {
-                    chars.next();
-                }
-            }
-        }
-        prev_slash = c == '/' && !in_str;
-    }
-    in_str
-}
-
 fn last_code_line(src: &str) -> Option<&str> {
     src.lines()
         .map(str::trim)
         .rfind(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with(':'))
 }
 
+/// The program generated from the notebook at `path`, or why there is none (a trailing
+/// expression, naming the cell).
 pub fn extract(path: &Path) -> Result<String, String> {
     let nb_name = path.file_name().unwrap().to_string_lossy().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{nb_name}: {e}"))?;
@@ -89,19 +48,21 @@ pub fn extract(path: &Path) -> Result<String, String> {
                         ));
                     }
                 }
+                // The header names the cell; lines are copied verbatim (a marker
+                // appended to each line would need a Rust lexer to stay out of string
+                // literals), so a compiler error's line falls under its cell's header.
                 let _ = writeln!(body, "    // ---- {nb_name} cell {i} ----");
-                let mut in_str = false;
+                // evcxr commands (`:dep`, `:opt`, ...) lead a cell and are not Rust;
+                // after the first line of code a line starting with ':' may be inside
+                // a string literal, so it is kept.
+                let mut leading = true;
                 for line in src.lines() {
-                    if !in_str && line.trim_start().starts_with(':') {
+                    let t = line.trim_start();
+                    if leading && t.starts_with(':') {
                         continue;
                     }
-                    let was_in_str = in_str;
-                    in_str = ends_in_string(line, in_str);
-                    if was_in_str || in_str {
-                        let _ = writeln!(body, "{line}");
-                    } else {
-                        let _ = writeln!(body, "    {line} // [{nb_name} cell {i}]");
-                    }
+                    leading &= t.is_empty() || t.starts_with("//");
+                    let _ = writeln!(body, "{line}");
                 }
             }
             _ => {}
