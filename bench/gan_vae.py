@@ -2,9 +2,9 @@
 examples/bench_gan_vae.rs).
 
 The models are those of notebooks/GAN-VAE.ipynb (cells "Encoder/Decoder", "VAE",
-"Generator/Discriminator") at the cpu profile's configuration: 8,000 training images
+"Generator/Discriminator") at the cpu profile's configuration: 50,000 training images
 of 1x28x28 in [0, 1] (random here: the content does not change the work), batch 64;
-VAE MLP with hidden 400, latent 20, Bernoulli loss + closed-form KL, Adam 1e-3; DCGAN
+VAE MLP with hidden 512, latent 20, Bernoulli loss + closed-form KL, Adam 1e-3; DCGAN
 generator/discriminator with 32 feature maps, latent 64, one D step and one
 non-saturating G step per batch, Adam(2e-4, betas 0.5/0.999).
 Prints `{"bench": "vae_epoch"|"gan_epoch", "seconds": ..., "unit": "epoch"}` after a
@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-N, BATCH = 8000, 64
-VAE_CFG = dict(hidden=400, latent=20, lr=1e-3)
+N, BATCH = 50000, 64
+VAE_CFG = dict(hidden=512, latent=20, lr=1e-3)
 GAN_CFG = dict(latent=64, channels=32, lr=2e-4)
 
 
