@@ -22,8 +22,9 @@ test-rust: setup
 test-notebooks: setup
 	$(ENV) python -m pytest -q tests
 
+# As root (containers) Jupyter refuses to start without --allow-root; it prints the URL to open.
 lab: setup
-	$(ENV) jupyter lab --notebook-dir=notebooks
+	$(ENV) jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(ENV) python bench/run.py

