@@ -43,8 +43,8 @@ impl Default for DigitConfig {
 
 impl DigitConfig {
     /// Tiny and one epoch for smoke runs; the default size with 5 epochs otherwise
-    /// (3 epochs on the 50,000 training images reached 98.8% test accuracy, 5 are
-    /// needed for 99%).
+    /// (on the 50,000 training images: 98.78% test accuracy after 3 epochs, 98.72%
+    /// after 5, 99.04% on validation).
     pub fn for_profile(p: crate::Profile) -> Self {
         let full = DigitConfig {
             epochs: 5,
