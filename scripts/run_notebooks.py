@@ -34,6 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # cell whose code stopped early (an error returned by `?`, which evcxr only prints on
 # stderr) never prints it. It is removed from the saved outputs.
 DONE = "\u241chw4-cell-done\u241c"
+# Printed by `hw4::show::display` before each figure or table it shows, when the kernel
+# runs with HW4_FIGURE_MARKERS set (this runner sets it): the runner counts them per
+# cell against the cell's saved outputs and removes them.
+SHOWN = "\u241chw4-shown\u241c"
+os.environ["HW4_FIGURE_MARKERS"] = "1"
 # How long to wait for stream output that arrives after the cell went idle (s).
 LATE_STREAM_WAIT = float(os.environ.get("HW4_LATE_STREAM_WAIT", "10"))
 COMPARED_MIME = ("image/png", "image/svg+xml", "text/html", "text/plain", "text/markdown")
@@ -65,7 +70,8 @@ def is_command_only(cell):
 
 def execute_marked(client, cell, idx):
     """Executes `cell` with the completion marker appended; returns whether the
-    cell's code ran to its end. The outputs land in `cell` without the marker."""
+    cell's code ran to its end. The outputs land in `cell` without the markers; the number of
+    figures the cell showed is left in `cell.metadata["hw4_shown"]` for check_figures."""
     if is_command_only(cell):
         client.execute_cell(cell, idx)
         return True
@@ -77,17 +83,46 @@ def execute_marked(client, cell, idx):
         if not any(o.output_type == "stream" and DONE in o.text for o in run.get("outputs", [])):
             drain_late_streams(client, run)
         done = False
+        shown = 0
         outputs = []
         for o in run.get("outputs", []):
-            if o.output_type == "stream" and o.name == "stdout" and DONE in o.text:
-                done = True
-                o.text = o.text.replace(DONE + "\n", "").replace(DONE, "")
+            if o.output_type == "stream" and o.name == "stdout" and (DONE in o.text or SHOWN in o.text):
+                done = done or DONE in o.text
+                shown += o.text.count(SHOWN)
+                for marker in (DONE, SHOWN):
+                    o.text = o.text.replace(marker + "\n", "").replace(marker, "")
                 if not o.text:
                     continue
             outputs.append(o)
         cell.outputs = outputs
         cell.execution_count = run.get("execution_count")
+        cell.metadata["hw4_shown"] = shown
     return done
+
+
+def check_figures(nbname, idx, cell):
+    """Every figure or table the cell showed must be in its outputs, each in an output
+    of its own: evcxr keeps one output per MIME type per cell, so a second PNG
+    replaces the first, and JupyterLab shows only one format of a bundle that holds
+    several. Counted both ways: shown but missing, and present but never shown."""
+    shown = cell.metadata.pop("hw4_shown", 0)
+    kept = 0
+    for o in cell.get("outputs", []):
+        if o.output_type in ("display_data", "execute_result"):
+            if o.output_type == "execute_result" and o.data.get("text/plain", "").strip() == "()":
+                raise NotebookFailure(
+                    f"{nbname}: cell {idx} shows a stray `()` (its last expression is a unit "
+                    "value, e.g. a `for` loop without a trailing `;`)")
+            kinds = [k for k in o.data if k != "text/plain"]
+            if len(kinds) > 1:
+                raise NotebookFailure(
+                    f"{nbname}: cell {idx} shows {len(kinds)} figures/tables in one output "
+                    f"({', '.join(kinds)}); JupyterLab shows only one of them: one figure per cell")
+            kept += len(kinds)
+    if shown != kept:
+        raise NotebookFailure(
+            f"{nbname}: cell {idx} showed {shown} figure(s)/table(s) but its outputs hold {kept}: "
+            "evcxr keeps one per MIME type and cell, so show at most one figure per cell")
 
 
 def drain_late_streams(client, run, wait=LATE_STREAM_WAIT):
@@ -159,6 +194,7 @@ def execute(nb_path, nb, timeout, first_timeout, reexecute=False):
                 raise NotebookFailure(f"{nbname}: cell {idx} failed: {e}")
             log(f"[{nbname}] cell {idx} {time.time() - t0:.2f}s  {first_line(cell)}")
             check_cell(nbname, idx, cell, done)
+            check_figures(nbname, idx, cell)
         if reexecute:
             for n, (idx, cell) in enumerate(code_cells):
                 again = copy.deepcopy(cell)
@@ -170,6 +206,7 @@ def execute(nb_path, nb, timeout, first_timeout, reexecute=False):
                     raise NotebookFailure(f"{nbname}: cell {idx} timed out when re-executed")
                 log(f"[{nbname}] re-run cell {idx} {time.time() - t0:.2f}s")
                 check_cell(nbname, idx, again, done)
+                check_figures(nbname, idx, again)
                 if snapshot(again) != snapshot(cell):
                     mismatches[idx] = describe(snapshot(cell), snapshot(again))
     return mismatches

@@ -10,6 +10,8 @@
 use super::cache::{self, Key};
 use crate::error::{Error, Result};
 use crate::session::Session;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -24,7 +26,12 @@ pub struct DigitConfig {
     pub batch_size: usize,
     /// Adam's learning rate.
     pub lr: f64,
-    /// Seeds the initialisation and the batches.
+    /// Random translation of each training image by up to this many pixels in x and y
+    /// (zeros shifted in); 0 trains on the images as they are.
+    pub max_shift: i64,
+    /// Cosine decay of the learning rate to 0 over the run (Loshchilov & Hutter, SGDR, 2017).
+    pub cosine_decay: bool,
+    /// Seeds the initialisation, the batches and the translations.
     pub seed: u64,
 }
 
@@ -36,18 +43,23 @@ impl Default for DigitConfig {
             epochs: 3,
             batch_size: 64,
             lr: 1e-3,
+            max_shift: 0,
+            cosine_decay: false,
             seed: 0,
         }
     }
 }
 
 impl DigitConfig {
-    /// Tiny and one epoch for smoke runs; the default size with 5 epochs otherwise
-    /// (on the 50,000 training images: 98.78% test accuracy after 3 epochs, 98.72%
-    /// after 5, 99.04% on validation).
+    /// Tiny and one epoch for smoke runs; otherwise the default size, 5 epochs, shifts
+    /// of up to 2 pixels and a cosine learning rate. On the 50,000 training images the
+    /// plain net reached 98.72% test accuracy after 5 epochs (99.04% on validation);
+    /// with the shifts and the cosine decay 99.32% (99.24%).
     pub fn for_profile(p: crate::Profile) -> Self {
         let full = DigitConfig {
             epochs: 5,
+            max_shift: 2,
+            cosine_decay: true,
             ..Default::default()
         };
         p.pick(
@@ -254,21 +266,85 @@ fn train_net(
     let device = vs.device();
     let mut opt = nn::Adam::default().build(vs, cfg.lr)?;
     let n = images.size()[0] as usize;
+    let total_steps = (cfg.epochs * n.div_ceil(cfg.batch_size.max(1))) as f64;
+    let mut step = 0;
     for epoch in 0..cfg.epochs {
         let seed = cfg.seed.wrapping_add(1 + epoch as u64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SHIFT_STREAM);
         for idx in crate::data::batches(n, cfg.batch_size, seed) {
-            let x = images.index_select(0, &idx).to_device(device);
+            if cfg.cosine_decay {
+                opt.set_lr(
+                    cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total_steps).cos()),
+                );
+            }
+            let x = shift_randomly(&images.index_select(0, &idx), cfg.max_shift, &mut rng);
+            let x = x.to_device(device);
             let y = labels.index_select(0, &idx).to_device(device);
             let loss = net.forward(&x).cross_entropy_for_logits(&y);
             opt.backward_step(&loss);
+            step += 1;
         }
     }
     Ok(())
 }
 
+/// Keeps the translations' random stream apart from the batch order's.
+const SHIFT_STREAM: u64 = 0x5eed;
+
+/// Each image `[C, H, W]` of `x` moved by its own random (dy, dx) in
+/// `-max..=max`, zeros shifted in (data augmentation by translation).
+fn shift_randomly(x: &Tensor, max: i64, rng: &mut ChaCha8Rng) -> Tensor {
+    if max == 0 {
+        return x.shallow_clone();
+    }
+    let (h, w) = (x.size()[2], x.size()[3]);
+    let padded = x.constant_pad_nd([max, max, max, max]);
+    let parts: Vec<Tensor> = (0..x.size()[0])
+        .map(|i| {
+            let (dy, dx) = (rng.random_range(0..=2 * max), rng.random_range(0..=2 * max));
+            padded.get(i).narrow(1, dy, h).narrow(2, dx, w)
+        })
+        .collect();
+    Tensor::stack(&parts, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_shifts_move_whole_images_within_the_bound() {
+        let x = Tensor::arange(2 * 5 * 5, (Kind::Float, Device::Cpu)).view([2, 1, 5, 5]) + 1.0;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        assert!(shift_randomly(&x, 0, &mut rng).equal(&x));
+        let mut moved = 0;
+        for _ in 0..20 {
+            let y = shift_randomly(&x, 2, &mut rng);
+            assert_eq!(y.size(), x.size());
+            moved += usize::from(!y.equal(&x));
+            for i in 0..2 {
+                // Some shift (dy, dx) in -2..=2 maps the image onto its output exactly,
+                // with zeros where pixels were shifted in.
+                let (xi, yi) = (x.get(i), y.get(i));
+                let found = (-2i64..=2).any(|dy| {
+                    (-2i64..=2).any(|dx| {
+                        let expect = xi
+                            .constant_pad_nd([2, 2, 2, 2])
+                            .narrow(1, 2 - dy, 5)
+                            .narrow(2, 2 - dx, 5);
+                        expect.equal(&yi)
+                    })
+                });
+                assert!(found, "{yi}");
+            }
+        }
+        assert!(moved > 10, "only {moved} of 20 batches moved");
+        let (a, b) = (
+            shift_randomly(&x, 2, &mut ChaCha8Rng::seed_from_u64(9)),
+            shift_randomly(&x, 2, &mut ChaCha8Rng::seed_from_u64(9)),
+        );
+        assert!(a.equal(&b));
+    }
 
     #[test]
     fn learns_synthetic_digits_and_caches_its_weights() {

@@ -87,6 +87,37 @@ def test_unreproducible_cell_is_reported(scratch, tmp_path):
     assert "reproducible cells: 1/2" in out, out
 
 
+def test_a_figure_lost_from_the_outputs_fails_the_run(scratch, tmp_path):
+    # evcxr keeps one output per MIME type and cell: the second image would replace
+    # the first without a trace. The runner counts what was shown against what is kept.
+    show = 'hw4::show::display("image/png", "{}");'
+    nb = make_notebook(scratch, "TwoFigures", [
+        DEP,
+        show.format("iVBORw0KGgo="),
+        show.format("iVBORw0KGgo=") + "\n" + show.format("iVBORw0KGgp="),
+    ])
+    rc, out, err = run(nb, "--out", tmp_path)
+    assert rc == 1, out + err
+    assert "FAILED TwoFigures: cell 2 showed 2 figure(s)/table(s) but its outputs hold 1" in out, out
+    # One figure per cell passes, and the markers do not reach the saved stdout.
+    ok = make_notebook(scratch, "OneFigure", [DEP, show.format("iVBORw0KGgo=") + '\nprintln!("shown");'])
+    rc, out, err = run(ok, "--out", tmp_path)
+    assert rc == 0, out + err
+    executed = nbformat.read(tmp_path / "OneFigure" / "OneFigure.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "shown" in text and "hw4-shown" not in text, text
+    # A cell whose one output bundles two formats shows only one of them in JupyterLab.
+    mixed = make_notebook(scratch, "TwoFormats", [DEP, 'hw4::show::display("image/svg+xml", "<svg/>");\n' + show.format("iVBORw0KGgo=")])
+    rc, out, err = run(mixed, "--out", tmp_path)
+    assert rc == 1, out + err
+    assert "FAILED TwoFormats: cell 1 shows 2 figures/tables in one output" in out, out
+    # A cell ending in a `for` loop shows its unit value `()` under the code.
+    unit = make_notebook(scratch, "Unit", [DEP, 'for i in 0..2 {\n    println!("{i}");\n}'])
+    rc, out, err = run(unit, "--out", tmp_path)
+    assert rc == 1, out + err
+    assert "FAILED Unit: cell 1 shows a stray `()`" in out, out
+
+
 def test_quickstart_shows_what_it_should(tmp_path):
     rc, out, err = run(ROOT / "notebooks" / "Quickstart.ipynb", "--profile", "smoke", "--out", tmp_path)
     assert rc == 0, out + err
