@@ -100,7 +100,7 @@ mod tests {
         assert!((se - (5.0f64 / 3.0 / 4.0).sqrt()).abs() < 1e-12);
         let (v, _) = var_se(&[1.0, 3.0]);
         assert_eq!(v, 1.0);
-        assert_eq!(check("t", 1.0, 1.0 + 1e-12, 1e-9) < 1e-9, true);
+        assert!(check("t", 1.0, 1.0 + 1e-12, 1e-9) < 1e-9);
     }
 
     #[test]
