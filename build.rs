@@ -7,11 +7,14 @@
 //! its notebook and cell, so a compile error's line falls under its cell. A cell whose
 //! last line is an expression (shown by evcxr as the cell's value) is rejected:
 //! notebooks show results by explicit calls so that they also compile as programs.
+//! Each notebook's items alone (structs, impls, functions, `use`s; no statements) also go
+//! to `OUT_DIR/nb_<Stem>_items.rs`, which the benchmarks include, so that they run the
+//! notebook's own models.
 
 #[path = "build/nbextract.rs"]
 mod nbextract;
 
-use nbextract::extract;
+use nbextract::{extract, extract_items};
 use std::path::Path;
 
 fn main() {
@@ -39,6 +42,9 @@ fn main() {
             }
         };
         std::fs::write(Path::new(&out).join(format!("nb_{stem}.rs")), code).expect("write");
+        // The notebook's items alone, for the benchmarks to `include!` (examples/bench_*.rs).
+        let items = extract_items(&path).unwrap_or_else(|e| format!("compile_error!({:?});\n", e));
+        std::fs::write(Path::new(&out).join(format!("nb_{stem}_items.rs")), items).expect("write");
     }
 }
 

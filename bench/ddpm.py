@@ -1,11 +1,12 @@
 """One DDPM U-Net training step in PyTorch eager (the reference for examples/bench_ddpm.rs).
 
-The model is the U-Net of notebooks/DDPM.ipynb (cells "ResnetBlock" ... "UNet") at the
-cpu profile's configuration, the batch is the cpu profile's batch of captcha-sized
-images, the step is the notebook's: random t, add noise (Ho et al. 2020, eq. 4),
-predict the noise, MSE, backward, clip the gradient norm at 1, AdamW.
+The model is the U-Net of notebooks/DDPM.ipynb (cells "Resnet Block" ... "Final Network"),
+the step is the notebook's `training_step`: random t, add noise (Ho et al. 2020, eq. 4),
+predict the noise, MSE, backward, clip the gradient norm at 1, AdamW. The configuration
+(U-Net, batch, image size, noise schedule) is the one the Rust side printed, which takes
+it from the notebook: bench/run.py passes it in BENCH_CONFIG (JSON).
 Prints `{"bench": "unet_train_step", "seconds": ..., "unit": "step"}` after a warm-up.
-Usage: python bench/ddpm.py  (threads from HW4_THREADS, default 2)
+Usage: python bench/run.py ddpm  (threads from HW4_THREADS, default 2)
 """
 import json
 import math
@@ -16,11 +17,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# The cpu profile of notebooks/DDPM.ipynb (cell "Hyper-parameters").
-CFG = dict(in_ch=1, out_ch=1, base=int(os.environ.get("DDPM_BASE", 24)), temb_size=32, norm_groups=8,
-           layers_down=int(os.environ.get("DDPM_LD", 1)), layers_up=int(os.environ.get("DDPM_LU", 2)), num_heads=4)
-BATCH, H, W = int(os.environ.get("DDPM_BATCH", 16)), 32, 128
-T = 1000
+UNET_KEYS = ("in_ch", "out_ch", "base", "temb_size", "norm_groups", "layers_down", "layers_up", "num_heads")
+
+
+def bench_config():
+    """The configuration examples/bench_ddpm.rs printed (see bench/run.py)."""
+    if "BENCH_CONFIG" not in os.environ:
+        raise SystemExit("bench/ddpm.py: no BENCH_CONFIG; run it through `python bench/run.py ddpm`")
+    return json.loads(os.environ["BENCH_CONFIG"])
 
 
 class ResnetBlock(nn.Module):
@@ -94,10 +98,11 @@ class DownBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    def __init__(self, cin, skip, last_skip, cout, temb, groups, layers, sampling, attn, heads):
+    # skip: channels of the skip tensor the last ResnetBlock receives; the others carry cout.
+    def __init__(self, cin, skip, cout, temb, groups, layers, sampling, attn, heads):
         super().__init__()
         self.resnets = nn.ModuleList([
-            ResnetBlock((cin if i == 0 else cout) + (last_skip if i == layers - 1 else skip), cout, temb, groups)
+            ResnetBlock((cin if i == 0 else cout) + (skip if i == layers - 1 else cout), cout, temb, groups)
             for i in range(layers)])
         self.attns = nn.ModuleList([AttentionBlock(cout, heads, groups) for _ in range(layers)]) if attn else None
         self.up = nn.Conv2d(cout, cout, 3, padding=1) if sampling else None
@@ -148,7 +153,7 @@ class UNet(nn.Module):
         self.mid = MidBlock(outs[-1], temb, norm_groups, 1, num_heads)
         ups, prev = [], outs[-1]
         for d in reversed(range(6)):
-            ups.append(UpBlock(prev, outs[d], ins[d], outs[d], temb, norm_groups, layers_up, d > 0, attn[d], num_heads))
+            ups.append(UpBlock(prev, ins[d], outs[d], temb, norm_groups, layers_up, d > 0, attn[d], num_heads))
             prev = outs[d]
         self.ups = nn.ModuleList(ups)
         self.norm_out = nn.GroupNorm(norm_groups, c)
@@ -170,14 +175,17 @@ class UNet(nn.Module):
 def main():
     torch.set_num_threads(int(os.environ.get("HW4_THREADS", "2")))
     torch.manual_seed(0)
-    net = UNet(**CFG)
+    cfg = bench_config()
+    net = UNet(**{k: cfg[k] for k in UNET_KEYS})
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.0)
-    betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
+    T = cfg["num_train_timesteps"]
+    betas = torch.linspace(cfg["beta_start"], cfg["beta_end"], T, dtype=torch.float64)
     abar = torch.cumprod(1.0 - betas, 0).float()
-    x0 = torch.rand(BATCH, 1, H, W) * 2 - 1
+    batch = cfg["batch"]
+    x0 = torch.rand(batch, cfg["in_ch"], cfg["height"], cfg["width"]) * 2 - 1
 
     def step():
-        t = torch.randint(0, T, (BATCH,))
+        t = torch.randint(0, T, (batch,))
         noise = torch.randn_like(x0)
         a = abar[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise

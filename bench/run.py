@@ -5,7 +5,9 @@ For every `bench/<name>.py` there is a cargo example `examples/bench_<name>.rs`.
 print JSON lines `{"bench": "<key>", "seconds": <per-unit time>, "unit": "..."}` on
 stdout; this script runs them back to back (Rust, PyTorch, Rust, PyTorch: the best of
 two rounds each), pairs the lines by key and prints the ratio tch / PyTorch (below 1
-means tch is faster). Results go to outputs/bench/results.json.
+means tch is faster). Results go to outputs/bench/results.json. A Rust line may carry a
+`config` object (the notebook's settings the Rust side used); the PyTorch side gets the
+Rust side's configs merged, as JSON in BENCH_CONFIG, so that both run the same model.
 
 Usage: python bench/run.py [name ...]   (needs `source scripts/env.sh`)
 """
@@ -45,11 +47,15 @@ def main():
         exe = ROOT / "target" / "debug" / "examples" / f"bench_{name}"
         if not exe.exists():
             raise SystemExit(f"bench: missing Rust side {exe} for bench/{name}.py")
-        best = {}
+        best, config = {}, {}
         for _ in range(2):
             for side, cmd in (("tch", [str(exe)]), ("pytorch", [sys.executable, f"bench/{name}.py"])):
                 t0 = time.time()
-                rows = run_lines(cmd, env)
+                side_env = env if side == "tch" else dict(env, BENCH_CONFIG=json.dumps(config))
+                rows = run_lines(cmd, side_env)
+                if side == "tch":
+                    for row in rows.values():
+                        config.update(row.get("config", {}))
                 sys.stderr.write(f"bench {name} {side}: {time.time() - t0:.1f} s\n")
                 for key, row in rows.items():
                     cur = best.setdefault((key, side), row)

@@ -3,6 +3,8 @@
 //! evcxr's display protocol. Outside a kernel (examples, tests) nothing is printed
 //! on stdout, so the same code gives the same stdout both ways.
 
+pub mod panel;
+
 use crate::error::{Error, Result};
 use crate::session::Session;
 use base64::Engine;

@@ -121,3 +121,35 @@ fn compile_error_in_a_notebook_fails_the_build_naming_the_cell() {
     let header = lines[..line].iter().rev().find(|l| l.contains("// ---- "));
     assert_eq!(header, Some(&"    // ---- Throwaway.ipynb cell 2 ----"));
 }
+
+#[test]
+fn items_keep_definitions_and_drop_statements() {
+    let d = scratch("items");
+    let p = notebook(
+        &d,
+        "Items",
+        &[
+            ("code", ":dep hw4 = { path = \"..\" }"),
+            ("code", "use std::collections::{HashMap, HashSet};\nlet s = 1;"),
+            (
+                "code",
+                "/// A point.\n#[derive(Debug, Clone, Copy)]\nstruct P { x: i64 }\n\nimpl P {\n    fn brace(&self) -> char { '{' }\n    fn text(&self) -> String { format!(\"}} {}\", r#\"}\"#) }\n}\n\nlet p = P { x: 1 };\nprintln!(\"{p:?}\");\nfor i in 0..2 { println!(\"{i}\"); }",
+            ),
+            ("code", "const N: usize = 3;\nfn f<'a>(s: &'a str) -> &'a str { s }\nlet y = if N > 2 { 1 } else { 2 };"),
+        ],
+    );
+    let items = nbextract::extract_items(&p).unwrap();
+    for kept in [
+        "use std::collections::{HashMap, HashSet};",
+        "/// A point.\n#[derive(Debug, Clone, Copy)]\nstruct P { x: i64 }",
+        "fn brace(&self) -> char { '{' }",
+        "r#\"}\"#) }\n}",
+        "const N: usize = 3;",
+        "fn f<'a>(s: &'a str) -> &'a str { s }",
+    ] {
+        assert!(items.contains(kept), "missing {kept:?} in\n{items}");
+    }
+    for dropped in [":dep", "let s", "let p", "println!", "for i", "let y"] {
+        assert!(!items.contains(dropped), "{dropped:?} kept in\n{items}");
+    }
+}

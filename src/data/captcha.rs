@@ -1,7 +1,7 @@
 //! Captcha folders: PNG or JPEG files whose stem is the label (the layout of the
 //! public "captcha_images_v2" set), or the synthetic set in their place.
 
-use super::format::{check_size, to_floats, Alphabet, CaptchaOpts};
+use super::format::{check_size, Alphabet, CaptchaOpts};
 use super::source::{find, why_synthetic, Source};
 use super::{show_path, synth, workers, SYNTH_SEED};
 use crate::error::{Error, Result};
@@ -75,18 +75,30 @@ impl Captchas {
 /// Finds the captcha set (see [`find`]), loads it as `[N, 1, h, w]` resized with
 /// `filter`, and prints one line saying from where.
 pub fn load_captchas(h: i64, w: i64, filter: FilterType) -> Result<Captchas> {
+    load_captchas_opts(&CaptchaOpts::size(h, w, filter))
+}
+
+/// [`load_captchas`] with explicit options (size, filter, the [`CaptchaOpts::transform`]).
+pub fn load_captchas_opts(opts: &CaptchaOpts) -> Result<Captchas> {
     let t0 = Instant::now();
-    let c = load_captchas_source(
-        &find("captcha_images_v2")?,
-        &CaptchaOpts::size(h, w, filter),
-    )?;
-    println!("{}", c.describe(filter));
+    let c = load_captchas_source(&find("captcha_images_v2")?, opts)?;
+    println!("{}", c.describe(opts.filter));
     eprintln!(
         "captcha: {} images loaded in {:.2} s",
         c.len(),
         t0.elapsed().as_secs_f64()
     );
     Ok(c)
+}
+
+/// Seed of the captcha set's train/held-out split, shared by the DDPM notebook and the OCR.
+pub const CAPTCHA_SPLIT_SEED: u64 = 1234;
+
+/// `(train, held-out)` indices of a captcha set of `n` images, both sorted: a tenth of
+/// them (`n / 10`) held out, drawn with [`CAPTCHA_SPLIT_SEED`]. The one place the split is
+/// derived: the DDPM notebook trains on its first part, the OCR that judges it too.
+pub fn captcha_split(n: usize) -> (Vec<i64>, Vec<i64>) {
+    super::split(n, n / 10, CAPTCHA_SPLIT_SEED)
 }
 
 /// Loads the captcha images of `dir` (labels: 5 characters from [`super::CAPTCHA_ALPHABET`]).
@@ -103,7 +115,7 @@ pub fn load_captchas_source(source: &Source, opts: &CaptchaOpts) -> Result<Captc
         let mut pixels = vec![0f32; set.len() * (opts.height * opts.width) as usize];
         let per = (opts.height * opts.width) as usize;
         for ((_, img), out) in set.iter().zip(pixels.chunks_mut(per)) {
-            to_floats(img, opts, out);
+            (opts.transform)(img, opts, out);
         }
         let labels: Vec<String> = set.into_iter().map(|(l, _)| l).collect();
         return Ok(Captchas {
@@ -184,7 +196,7 @@ pub fn load_captchas_with(dir: &Path, opts: &CaptchaOpts) -> Result<Captchas> {
             .map(|(fs, out)| {
                 s.spawn(move || -> Result<()> {
                     for (f, o) in fs.iter().zip(out.chunks_mut(per)) {
-                        to_floats(&decode(f)?, opts, o);
+                        (opts.transform)(&decode(f)?, opts, o);
                     }
                     Ok(())
                 })

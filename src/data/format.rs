@@ -111,7 +111,12 @@ pub struct CaptchaOpts {
     pub alphabet: Option<String>,
     /// Characters per label (`None`: the most common length in the folder).
     pub label_len: Option<usize>,
+    /// Turns one decoded image into `height * width` floats (row-major).
+    pub transform: Transform,
 }
+
+/// A captcha transform: decoded image, the options (size, filter), output floats.
+pub type Transform = fn(&GrayImage, &CaptchaOpts, &mut [f32]);
 
 impl Default for CaptchaOpts {
     fn default() -> Self {
@@ -121,6 +126,7 @@ impl Default for CaptchaOpts {
             filter: FilterType::Triangle,
             alphabet: Some(CAPTCHA_ALPHABET.into()),
             label_len: Some(CAPTCHA_LEN),
+            transform: default_transform,
         }
     }
 }
@@ -146,7 +152,9 @@ pub(crate) fn check_size(opts: &CaptchaOpts) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn to_floats(img: &GrayImage, opts: &CaptchaOpts, out: &mut [f32]) {
+/// Resizes to `opts.height` x `opts.width` with `opts.filter` and maps pixel values
+/// to [-1, 1] (`v / 127.5 - 1`); the DDPM notebook answers this transform itself.
+pub fn default_transform(img: &GrayImage, opts: &CaptchaOpts, out: &mut [f32]) {
     let (w, h) = (opts.width as u32, opts.height as u32);
     let resized;
     let img = if img.dimensions() == (w, h) {

@@ -20,10 +20,12 @@ pub mod synth;
 
 pub use batch::{batches, permutation, split};
 pub use captcha::{
-    load_captchas, load_captchas_from, load_captchas_source, load_captchas_with, Captchas,
-    SYNTH_CAPTCHAS,
+    captcha_split, load_captchas, load_captchas_from, load_captchas_opts, load_captchas_source,
+    load_captchas_with, Captchas, CAPTCHA_SPLIT_SEED, SYNTH_CAPTCHAS,
 };
-pub use format::{Alphabet, CaptchaOpts, CAPTCHA_ALPHABET, CAPTCHA_LEN};
+pub use format::{
+    default_transform, Alphabet, CaptchaOpts, Transform, CAPTCHA_ALPHABET, CAPTCHA_LEN,
+};
 pub use mnist::{
     load_mnist, load_mnist_from, load_mnist_source, load_mnist_test, load_mnist_test_source, Mnist,
     SYNTH_DIGITS,

@@ -7,7 +7,9 @@
 //! libm), so the images do not depend on the machine either.
 
 use super::batch::{below, shuffle};
-use super::format::{check_size, to_floats, Alphabet, CaptchaOpts, CAPTCHA_ALPHABET, CAPTCHA_LEN};
+use super::format::{
+    check_size, default_transform, Alphabet, CaptchaOpts, CAPTCHA_ALPHABET, CAPTCHA_LEN,
+};
 use crate::error::{Error, Result};
 use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
 use image::GrayImage;
@@ -498,7 +500,7 @@ pub fn text_templates(texts: &[String], band: (f64, f64), h: i64, w: i64) -> Res
     let per = (h * w) as usize;
     let mut out = vec![0f32; texts.len() * per];
     for (t, o) in texts.iter().zip(out.chunks_mut(per)) {
-        to_floats(&text_template(t, band)?, &opts, o);
+        default_transform(&text_template(t, band)?, &opts, o);
     }
     Ok(Tensor::from_slice(&out).view([texts.len() as i64, 1, h, w]))
 }

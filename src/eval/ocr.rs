@@ -37,8 +37,7 @@ use std::time::Instant;
 use tch::nn::{self, ModuleT, OptimizerConfig, RNN};
 use tch::{Device, Kind, Reduction, Tensor};
 
-/// Seed of the train/held-out split of the captcha set (shared with the DDPM).
-pub const SPLIT_SEED: u64 = 1234;
+pub use crate::data::captcha_split;
 
 /// Bumped whenever the network or the training procedure changes, so that cached
 /// weights of an older version are not loaded.
@@ -46,12 +45,6 @@ const ARCH_VERSION: u32 = 3;
 
 /// Images read per forward pass in [`Ocr::read`].
 const READ_BATCH: i64 = 256;
-
-/// `(train, held-out)` indices of a captcha set of `n` images: `n / 10` held out,
-/// drawn with [`SPLIT_SEED`] (`data::split(n, n / 10, SPLIT_SEED)`); both sorted.
-pub fn captcha_split(n: usize) -> (Vec<i64>, Vec<i64>) {
-    data::split(n, n / 10, SPLIT_SEED)
-}
 
 /// The OCR's network and training settings.
 #[derive(Debug, Clone, PartialEq)]
