@@ -24,7 +24,7 @@ fn main() -> hw4::Result<()> {
     let vs = nn::VarStore::new(Device::Cpu);
     let vae = Vae::new(vs.root() / "vae", 784, 512, 20);
     let vae_step_loss = |x: &Tensor| {
-        let (logits, mean, log_var) = vae.forward(x);
+        let (logits, mean, log_var) = vae.forward_logits(x);
         vae_loss(&logits, x, &mean, &log_var).0
     };
     let mut opt = nn::Adam::default().build(&vs, 1e-3)?;

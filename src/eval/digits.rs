@@ -297,15 +297,24 @@ fn shift_randomly(x: &Tensor, max: i64, rng: &mut ChaCha8Rng) -> Tensor {
     if max == 0 {
         return x.shallow_clone();
     }
-    let (h, w) = (x.size()[2], x.size()[3]);
-    let padded = x.constant_pad_nd([max, max, max, max]);
-    let parts: Vec<Tensor> = (0..x.size()[0])
-        .map(|i| {
-            let (dy, dx) = (rng.random_range(0..=2 * max), rng.random_range(0..=2 * max));
-            padded.get(i).narrow(1, dy, h).narrow(2, dx, w)
-        })
-        .collect();
-    Tensor::stack(&parts, 0)
+    let (n, c, h, w) = x.size4().expect("images [N, C, H, W]");
+    let (dy, dx): (Vec<i64>, Vec<i64>) = (0..n)
+        .map(|_| (rng.random_range(0..=2 * max), rng.random_range(0..=2 * max)))
+        .unzip();
+    // One gather: output pixel (i, c, y, x) reads padded (i, c, y + dy_i, x + dx_i).
+    let opts = (Kind::Int64, x.device());
+    let rows =
+        Tensor::from_slice(&dy).view([n, 1, 1, 1]) + Tensor::arange(h, opts).view([1, 1, h, 1]);
+    let cols =
+        Tensor::from_slice(&dx).view([n, 1, 1, 1]) + Tensor::arange(w, opts).view([1, 1, 1, w]);
+    let images = Tensor::arange(n, opts).view([n, 1, 1, 1]);
+    let channels = Tensor::arange(c, opts).view([1, c, 1, 1]);
+    x.constant_pad_nd([max, max, max, max]).index(&[
+        Some(images),
+        Some(channels),
+        Some(rows),
+        Some(cols),
+    ])
 }
 
 #[cfg(test)]
