@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import queue
+import re
 import sys
 import time
 from pathlib import Path
@@ -98,6 +99,24 @@ def execute_marked(client, cell, idx):
         cell.execution_count = run.get("execution_count")
         cell.metadata["hw4_shown"] = shown
     return done
+
+
+UNIT_TAIL = re.compile(r"(for|while|loop|if|match)\b")
+
+
+def check_unit_tail(nbname, idx, cell):
+    """evcxr shows the value of a cell's last expression: a cell that ends in a `for`
+    loop (or `if`, `match`, ...) block with no `;` after it shows a stray `()` in
+    JupyterLab. The runner appends its completion marker to each cell, which hides this
+    from the run itself, so the cell's source is checked instead."""
+    lines = [l for l in cell.source.splitlines() if l.strip() and not l.strip().startswith("//")]
+    starts = [l for l in lines if not l.startswith((" ", "\t", "}", ")", "]", ":", "#"))]
+    if lines and lines[-1].strip() == "()":
+        raise NotebookFailure(f"{nbname}: cell {idx} ends in a bare `()`: JupyterLab shows it below the cell")
+    if starts and UNIT_TAIL.match(starts[-1]) and lines[-1].rstrip().endswith("}"):
+        raise NotebookFailure(
+            f"{nbname}: cell {idx} ends in a `{UNIT_TAIL.match(starts[-1]).group(1)}` block without `;` "
+            "after it: JupyterLab shows a stray `()` below the cell (end it with `};`)")
 
 
 def check_figures(nbname, idx, cell):
@@ -195,6 +214,7 @@ def execute(nb_path, nb, timeout, first_timeout, reexecute=False):
             log(f"[{nbname}] cell {idx} {time.time() - t0:.2f}s  {first_line(cell)}")
             check_cell(nbname, idx, cell, done)
             check_figures(nbname, idx, cell)
+            check_unit_tail(nbname, idx, cell)
         if reexecute:
             for n, (idx, cell) in enumerate(code_cells):
                 again = copy.deepcopy(cell)

@@ -111,11 +111,16 @@ def test_a_figure_lost_from_the_outputs_fails_the_run(scratch, tmp_path):
     rc, out, err = run(mixed, "--out", tmp_path)
     assert rc == 1, out + err
     assert "FAILED TwoFormats: cell 1 shows 2 figures/tables in one output" in out, out
-    # A cell ending in a `for` loop shows its unit value `()` under the code.
+    # A cell ending in a `for` loop shows its unit value `()` under the code in JupyterLab.
     unit = make_notebook(scratch, "Unit", [DEP, 'for i in 0..2 {\n    println!("{i}");\n}'])
     rc, out, err = run(unit, "--out", tmp_path)
     assert rc == 1, out + err
-    assert "FAILED Unit: cell 1 shows a stray `()`" in out, out
+    assert "FAILED Unit: cell 1 ends in a `for` block without `;`" in out, out
+    # So does a bare `()` as the last expression.
+    bare = make_notebook(scratch, "BareUnit", [DEP, 'let x = 1;\nif x > 0 { println!("pos") } else { println!("neg") };\n()'])
+    rc, out, err = run(bare, "--out", tmp_path)
+    assert rc == 1, out + err
+    assert "FAILED BareUnit: cell 1 ends in a bare `()`" in out, out
 
 
 def test_quickstart_shows_what_it_should(tmp_path):
