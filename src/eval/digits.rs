@@ -228,6 +228,22 @@ impl DigitClassifier {
         self.map_batches(x, |b| self.net.forward(b))
     }
 
+    /// Features `[N, hidden]` and predicted digits `[N]` from one pass of the network.
+    pub fn features_and_predictions(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let both = self.map_batches(x, |b| {
+            let f = self.net.features(b);
+            let classes = f.apply(&self.net.fc2).argmax(1, false).to_kind(Kind::Float);
+            Tensor::cat(&[f, classes.unsqueeze(1)], 1)
+        });
+        let hidden = both.size()[1] - 1;
+        (
+            both.narrow(1, 0, hidden),
+            both.narrow(1, hidden, 1)
+                .squeeze_dim(1)
+                .to_kind(Kind::Int64),
+        )
+    }
+
     /// Predicted digits `[N]`.
     pub fn predict(&self, x: &Tensor) -> Tensor {
         self.logits(x).argmax(1, false)
@@ -379,6 +395,8 @@ mod tests {
         assert_eq!(a.test_accuracy, b.test_accuracy);
         assert!(a.features(&test.0).equal(&b.features(&test.0)));
         assert_eq!(a.features(&test.0).size(), [200, cfg.hidden]);
+        let (f, p) = a.features_and_predictions(&test.0);
+        assert!(f.equal(&a.features(&test.0)) && p.equal(&a.predict(&test.0)));
         let other = DigitConfig {
             seed: 1,
             ..cfg.clone()
