@@ -201,6 +201,7 @@ def execute(nb_path, nb, timeout, first_timeout, reexecute=False):
     with client.setup_kernel(cwd=str(nb_path.parent)):
         for n, (idx, cell) in enumerate(code_cells):
             client.timeout = first_timeout if n == 0 else timeout
+            check_unit_tail(nbname, idx, cell)
             t0 = time.time()
             try:
                 done = execute_marked(client, cell, idx)
@@ -214,7 +215,6 @@ def execute(nb_path, nb, timeout, first_timeout, reexecute=False):
             log(f"[{nbname}] cell {idx} {time.time() - t0:.2f}s  {first_line(cell)}")
             check_cell(nbname, idx, cell, done)
             check_figures(nbname, idx, cell)
-            check_unit_tail(nbname, idx, cell)
         if reexecute:
             for n, (idx, cell) in enumerate(code_cells):
                 again = copy.deepcopy(cell)
