@@ -7,6 +7,7 @@
 //! are re-exported so that cells never pull a second copy with another version.
 
 pub mod checkpoint;
+pub mod cpu;
 pub mod cuda;
 pub mod data;
 mod error;
