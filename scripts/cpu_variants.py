@@ -7,13 +7,14 @@ same seed can give different numbers on another machine. This script simulates
 other machines on this one through the libraries' own switches and compares the
 runs' outputs with the first variant's:
 
-    cpu_variants.py [--examples a,b] [--profile P] [--out DIR] [--rounds N] VARIANT...
+    cpu_variants.py [--examples a,b] [--args ARGS] [--profile P] [--out DIR] [--rounds N] VARIANT...
 
 VARIANT is NAME or NAME:VAR=VALUE,VAR=VALUE (an empty VALUE unsets VAR; CPUS=LIST
 runs the program under `taskset -c LIST`, a machine with fewer cores), e.g.
     native  aten-avx2:ATEN_CPU_CAPABILITY=avx2  t1:HW4_THREADS=1  one-core:CPUS=0
-Each run writes into <out>/<variant>/ (outputs under HW4_OUTPUT_DIR there, stdout
-in <example>.stdout, stderr in <example>.stderr). With --rounds N every variant runs
+Each run starts from an empty <out>/<variant>/<example>/ and writes there (outputs
+under HW4_OUTPUT_DIR, stdout in <example>.stdout, stderr in <example>.stderr), so no
+run reuses another's cached evaluator weights. With --rounds N every variant runs
 N times, interleaved (A B A B ...), and the wall and CPU (user + system) times and
 their ratios to the first variant go to stderr. The last lines are a Markdown table per notebook:
 which stdout lines, figures and metrics.json keys (wall times aside) differ from
@@ -26,6 +27,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import statistics
 import struct
 import subprocess
@@ -52,10 +54,24 @@ def parse_variant(spec):
     return name, env
 
 
-def run_one(example, env_over, out, profile):
+MARK = ".cpu_variants"
+
+
+def fresh(out):
+    """Empties a variant's folder before a run, so no run reuses another's cached
+    evaluator weights or metrics; refuses a non-empty folder this script did not make."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARK).exists():
+            raise SystemExit(f"{out} is not empty and was not made by cpu_variants.py; pick another --out")
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARK).touch()
+
+
+def run_one(example, env_over, out, profile, args=()):
+    fresh(out)
     env = dict(os.environ, HW4_PROFILE=profile, HW4_OUTPUT_DIR=str(out))
-    cmd = [str(ROOT / "target" / "debug" / "examples" / example)]
+    cmd = [str(ROOT / "target" / "debug" / "examples" / example), *args]
     env_over = dict(env_over)
     if "CPUS" in env_over:
         cmd = ["taskset", "-c", env_over.pop("CPUS")] + cmd
@@ -216,6 +232,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("variants", nargs="+")
     ap.add_argument("--examples", default=",".join(notebook_examples().values()))
+    ap.add_argument("--args", default="", help="arguments for every example, e.g. '--size 32x128'")
     ap.add_argument("--profile", default="smoke")
     ap.add_argument("--out", type=Path, default=Path("/tmp/hw4-cpu-variants"))
     ap.add_argument("--rounds", type=int, default=1)
@@ -223,14 +240,16 @@ def main():
     args = ap.parse_args()
     variants = [parse_variant(v) for v in args.variants]
     examples = [e for e in args.examples.split(",") if e]
+    # The output folder each example writes (its notebook's name; other examples,
+    # e.g. train_ocr, name their session after themselves).
     notebook_of = {ex: nb for nb, ex in notebook_examples().items()}
+    notebook_of.update({ex: ex for ex in examples if ex not in notebook_of})
     walls = {}
     if not args.compare_only:
         for ex in examples:
             for r in range(args.rounds):
                 for name, env in variants:
-                    out = args.out / name
-                    w = run_one(ex, env, out, args.profile)
+                    w = run_one(ex, env, args.out / name / ex, args.profile, args.args.split())
                     walls.setdefault((ex, name), []).append(w)
                     print(f"[{ex}] round {r + 1} {name}: {w[0]:.1f}s wall, {w[1]:.1f}s CPU",
                           file=sys.stderr, flush=True)
@@ -248,7 +267,7 @@ def main():
         print("| variant | stdout | figures and other files | metrics.json |")
         print("|---|---|---|---|")
         for name, _ in variants[1:]:
-            cells = compare(args.out / variants[0][0], args.out / name, ex, notebook_of[ex])
+            cells = compare(args.out / variants[0][0] / ex, args.out / name / ex, ex, notebook_of[ex])
             print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
 
