@@ -131,8 +131,8 @@ pub fn apply(mode: CpuMode) -> Result<CpuMode> {
     }
     if !supports_portable() {
         return Err(Error::msg(format!(
-            "HW4_CPU_MODE=portable needs an x86-64 CPU with AVX2 and FMA, and this one ({}) has not; \
-             use HW4_CPU_MODE=native",
+            "HW4_CPU_MODE=portable needs an x86-64 CPU with AVX2 and FMA, which this {} machine \
+             lacks; use HW4_CPU_MODE=native",
             std::env::consts::ARCH
         )));
     }
