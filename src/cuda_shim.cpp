@@ -1,6 +1,10 @@
-// LibTorch's global determinism switches, which tch does not expose.
-// Compiled by build.rs against the same LibTorch headers that torch-sys uses.
+// LibTorch's global determinism switches and its CPU capability, which tch does
+// not expose. Compiled by build.rs against the same LibTorch headers that torch-sys uses.
 #include <ATen/Context.h>
+#include <ATen/Version.h>
+
+#include <cstring>
+#include <string>
 
 extern "C" void hw4_set_deterministic(int on) {
   // Same as torch.use_deterministic_algorithms(on) plus the cuDNN flags of
@@ -12,4 +16,14 @@ extern "C" void hw4_set_deterministic(int on) {
 
 extern "C" int hw4_deterministic_algorithms() {
   return at::globalContext().deterministicAlgorithms() ? 1 : 0;
+}
+
+// The instruction set ATen's CPU kernels dispatch to ("AVX512", "AVX2", "DEFAULT",
+// ...), as torch.backends.cpu.get_cpu_capability(). Copies at most `len` bytes of it
+// into `buf` and returns how many.
+extern "C" int hw4_cpu_capability(char* buf, int len) {
+  const std::string s = at::get_cpu_capability();
+  const int n = static_cast<int>(s.size()) < len ? static_cast<int>(s.size()) : len;
+  std::memcpy(buf, s.data(), n);
+  return n;
 }

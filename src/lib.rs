@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod checks;
+pub mod cpu;
 pub mod cuda;
 pub mod data;
 mod error;

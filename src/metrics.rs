@@ -111,6 +111,8 @@ mod tests {
             profile: crate::Profile::Smoke,
             seed: 0,
             threads: 1,
+            cpu_mode: crate::cpu::CpuMode::Native,
+            cpu_isa: "AVX2".into(),
             out_dir,
         }
     }

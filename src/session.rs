@@ -7,9 +7,11 @@
 //! | `HW4_DEVICE`    | `cpu`, `cuda`, `cuda:N`         | `cuda` when LibTorch sees one   |
 //! | `HW4_PROFILE`   | `smoke`, `cpu`, `gpu`           | `gpu` on CUDA, else `cpu`       |
 //! | `HW4_SEED`      | an unsigned integer             | `0`                             |
-//! | `HW4_THREADS`   | a positive integer              | the machine's cores             |
+//! | `HW4_THREADS`   | a positive integer              | the machine's cores; 2 when portable |
 //! | `HW4_OUTPUT_DIR`| a folder                        | `outputs/` in the project       |
+//! | `HW4_CPU_MODE`  | `native`, `portable`            | `native` (see [`crate::cpu`])   |
 
+use crate::cpu::CpuMode;
 use crate::error::{Error, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -118,6 +120,10 @@ pub struct Session {
     pub profile: Profile,
     pub seed: u64,
     pub threads: usize,
+    /// How LibTorch's CPU kernels were chosen (`HW4_CPU_MODE`).
+    pub cpu_mode: CpuMode,
+    /// The instruction set of ATen's CPU kernels, e.g. `AVX512` or `AVX2`.
+    pub cpu_isa: String,
     pub out_dir: PathBuf,
 }
 
@@ -131,6 +137,10 @@ impl Session {
                 "notebook name {notebook:?} must be a plain name such as \"DDPM\""
             )));
         }
+        // First, before anything runs on LibTorch: the CPU libraries read their
+        // settings at their first use.
+        let cpu_mode = crate::cpu::apply_from_env()?;
+        let cpu_isa = crate::cpu::capability();
         let device = match env_var("HW4_DEVICE") {
             Some(v) => parse_device(&v)?,
             None => Device::cuda_if_available(),
@@ -156,6 +166,7 @@ impl Session {
                     )))
                 }
             },
+            None if cpu_mode == CpuMode::Portable => crate::cpu::PORTABLE_THREADS,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         tch::set_num_threads(threads as i32);
@@ -175,6 +186,8 @@ impl Session {
             profile,
             seed,
             threads,
+            cpu_mode,
+            cpu_isa,
             out_dir,
         };
         s.seed(0);
@@ -184,12 +197,14 @@ impl Session {
     /// The session line: the same on every run of the same configuration.
     pub fn line(&self) -> String {
         format!(
-            "hw4 session: notebook={} device={} profile={} seed={} threads={} tch=0.24.0 libtorch=2.11.0",
+            "hw4 session: notebook={} device={} profile={} seed={} threads={} cpu={}({}) tch=0.24.0 libtorch=2.11.0",
             self.notebook,
             device_name(self.device),
             self.profile.name(),
             self.seed,
-            self.threads
+            self.threads,
+            self.cpu_mode.name(),
+            self.cpu_isa
         )
     }
 

@@ -144,11 +144,13 @@ fn check_images(x: &Tensor, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The cache key: the profile, the configuration and every byte of the training
-/// images and labels.
+/// The cache key: the profile, the configuration, the CPU kernels' configuration
+/// (`HW4_CPU_MODE`: other kernels train other weights) and every byte of the
+/// training images and labels.
 fn cache_key(profile: &str, cfg: &DigitConfig, train: (&Tensor, &Tensor)) -> Result<Key> {
+    let cpu = crate::cpu::kernel_tag();
     Key::new()
-        .bytes(format!("hw4 digits\n{profile}\n{cfg:?}\n"))
+        .bytes(format!("hw4 digits\n{profile}\n{cfg:?}\n{cpu}\n"))
         .tensor(train.0)?
         .tensor(train.1)
 }

@@ -656,7 +656,8 @@ fn augment(x: &Tensor, rng: &mut ChaCha8Rng, noise: f64) -> Tensor {
 }
 
 /// `outputs/eval/ocr-<key>.safetensors`, the key hashing the architecture version, the
-/// configuration, the alphabet, and the training images (at the OCR's size) and labels.
+/// configuration, the alphabet, the CPU kernels' configuration (`HW4_CPU_MODE`), and
+/// the training images (at the OCR's size) and labels.
 /// [`Ocr::cache_path`] is this for a captcha set and training indices.
 fn cache_file(
     cfg: &OcrConfig,
@@ -664,7 +665,10 @@ fn cache_file(
     images: &Tensor,
     labels: &[String],
 ) -> Result<PathBuf> {
-    let mut key = Key::new().bytes(format!("hw4 ocr v{ARCH_VERSION}\n{cfg:?}\n{alphabet}\n"));
+    let cpu = crate::cpu::kernel_tag();
+    let mut key = Key::new().bytes(format!(
+        "hw4 ocr v{ARCH_VERSION}\n{cfg:?}\n{alphabet}\n{cpu}\n"
+    ));
     for l in labels {
         key = key.bytes(l).bytes("\n");
     }
