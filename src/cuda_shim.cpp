@@ -1,5 +1,6 @@
 // LibTorch's global determinism switches and its CPU capability, which tch does
 // not expose. Compiled by build.rs against the same LibTorch headers that torch-sys uses.
+#include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Version.h>
 
@@ -26,4 +27,19 @@ extern "C" int hw4_cpu_capability(char* buf, int len) {
   const int n = static_cast<int>(s.size()) < len ? static_cast<int>(s.size()) : len;
   std::memcpy(buf, s.data(), n);
   return n;
+}
+
+// at::leaky_relu with its slope (tch's `leaky_relu` fixes it at 0.01). Takes and
+// returns tch's tensor handles (`at::Tensor*`, see torch-sys' torch_api.h); the result
+// is a new handle owned by the caller. On an error, returns null and copies at most
+// `len` bytes of the message into `err`.
+extern "C" at::Tensor* hw4_leaky_relu(const at::Tensor* x, double slope, char* err, int len) {
+  try {
+    return new at::Tensor(at::leaky_relu(*x, slope));
+  } catch (const std::exception& e) {
+    const std::string s = e.what();
+    const int n = static_cast<int>(s.size()) < len ? static_cast<int>(s.size()) : len;
+    std::memcpy(err, s.data(), n);
+    return nullptr;
+  }
 }

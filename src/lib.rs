@@ -16,6 +16,7 @@ pub mod eval;
 pub mod init;
 pub mod io;
 pub mod metrics;
+pub mod ops;
 pub mod progress;
 pub mod session;
 pub mod show;
@@ -26,6 +27,7 @@ pub use {image, ndarray, plotters, rand, rand_chacha, serde_json, tch};
 
 /// `use hw4::prelude::*;` in a notebook's second cell.
 pub mod prelude {
+    pub use crate::ops::LeakyRelu;
     pub use crate::show::{ChartOpts, ImageOpts, Series};
     pub use crate::{checkpoint, data, eval, init, metrics, progress, show};
     pub use crate::{seed, Context, Error, Profile, Result, Session};
