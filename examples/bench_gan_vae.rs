@@ -2,7 +2,8 @@
 //! models and losses of notebooks/GAN-VAE.ipynb, included from the notebook's items
 //! (build.rs writes them to `OUT_DIR/nb_GAN-VAE_items.rs`), at the cpu profile's
 //! configuration (50,000 images 1x28x28, batch 64; VAE hidden 512, latent 20, Adam 1e-3;
-//! DCGAN with 32 feature maps, latent 64, Adam(2e-4, beta1 0.5)). Prints JSON lines
+//! DCGAN with 32 feature maps, latent 64, Adam(4e-4, beta1 0.5), the generator's moving
+//! average updated after every step). Prints JSON lines
 //! `{"bench": "vae_epoch"|"gan_epoch", "seconds": ..., "unit": "epoch"}` after a warm-up.
 //! Run through `python bench/run.py gan_vae`.
 #![allow(dead_code, unused_imports, clippy::all)]
@@ -51,8 +52,9 @@ fn main() -> hw4::Result<()> {
         beta1: 0.5,
         ..Default::default()
     };
-    let mut opt_g = adam.build(&g_vs, 2e-4)?;
-    let mut opt_d = adam.build(&d_vs, 2e-4)?;
+    let mut opt_g = adam.build(&g_vs, 4e-4)?;
+    let mut opt_d = adam.build(&d_vs, 4e-4)?;
+    let mut ema = GeneratorEma::new(&g_vs, 64, (1, 28, 28), 32, 0.999)?;
     let mut gan_epoch = |epoch: u64, limit: usize| {
         for idx in data::batches(N, BATCH, epoch).iter().take(limit) {
             let real = data.index_select(0, idx);
@@ -63,6 +65,7 @@ fn main() -> hw4::Result<()> {
             opt_d.backward_step(&loss_d);
             let loss_g = bce_logits(&d.forward_t(&fake, true), 1.0);
             opt_g.backward_step(&loss_g);
+            ema.update(&g_vs);
             loss_d.double_value(&[]);
             loss_g.double_value(&[]);
             lr.sigmoid().mean(Kind::Float).double_value(&[]);
