@@ -52,6 +52,8 @@ pub type Parts<'a> = Vec<(&'static str, &'a mut dyn State)>;
 
 /// `parts![run; vs, opt, train_loss, ema.vs]`: the fields of `run` as [`Parts`], named
 /// by their paths.
+///
+/// `parts![vs: *vs, loss: history.epoch_loss]`: named places as [`Parts`].
 #[macro_export]
 macro_rules! parts {
     ($s:ident; $($($f:ident).+),+ $(,)?) => {
@@ -59,6 +61,9 @@ macro_rules! parts {
             stringify!($($f).+),
             &mut $s.$($f).+ as &mut dyn $crate::checkpoint::State
         )),+]
+    };
+    ($($n:ident : $e:expr),+ $(,)?) => {
+        vec![$((stringify!($n), &mut $e as &mut dyn $crate::checkpoint::State)),+]
     };
 }
 
