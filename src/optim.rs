@@ -328,7 +328,14 @@ mod tests {
             .add(nn::linear(&root / "b", 16, 3, Default::default()))
     }
 
-    fn run_both(tch_opt: &mut nn::Optimizer, ours: &mut Adam, m1: &impl Module, m2: &impl Module, steps: usize, clip: bool) {
+    fn run_both(
+        tch_opt: &mut nn::Optimizer,
+        ours: &mut Adam,
+        m1: &impl Module,
+        m2: &impl Module,
+        steps: usize,
+        clip: bool,
+    ) {
         for step in 0..steps {
             let x = Tensor::randn([8, 6], (Kind::Float, Device::Cpu));
             let lr = 1e-2 / (1.0 + step as f64);
@@ -366,7 +373,10 @@ mod tests {
         let mut o2 = Adam::new(&vs2, cfg, 1e-2);
         let before = vs1.variables()["a.weight"].copy();
         run_both(&mut o1, &mut o2, &m1, &m2, 7, clip);
-        assert!(!vs1.variables()["a.weight"].equal(&before), "the weights moved");
+        assert!(
+            !vs1.variables()["a.weight"].equal(&before),
+            "the weights moved"
+        );
         assert_same(&vs1, &vs2);
         // The state round-trips: a fresh optimiser loaded from it continues identically.
         let saved: BTreeMap<String, Tensor> = o2.state_tensors().into_iter().collect();
@@ -379,15 +389,25 @@ mod tests {
     #[test]
     fn adam_is_bit_identical_to_tch() {
         check(nn::Adam::default(), nn::Adam::default(), false);
-        let c = nn::Adam { beta1: 0.5, wd: 1e-2, ..Default::default() };
+        let c = nn::Adam {
+            beta1: 0.5,
+            wd: 1e-2,
+            ..Default::default()
+        };
         check(c, c, false);
-        let c = nn::Adam { amsgrad: true, ..Default::default() };
+        let c = nn::Adam {
+            amsgrad: true,
+            ..Default::default()
+        };
         check(c, c, true);
     }
 
     #[test]
     fn adamw_is_bit_identical_to_tch() {
-        let c = nn::AdamW { wd: 0.0, ..Default::default() };
+        let c = nn::AdamW {
+            wd: 0.0,
+            ..Default::default()
+        };
         check(c, c, true);
         check(nn::AdamW::default(), nn::AdamW::default(), false);
     }

@@ -12,7 +12,9 @@ extern "C" {
 }
 
 fn message(err: &[u8]) -> String {
-    String::from_utf8_lossy(err).trim_end_matches('\0').to_string()
+    String::from_utf8_lossy(err)
+        .trim_end_matches('\0')
+        .to_string()
 }
 
 /// The state of the default CPU generator (`device` `None`) or of CUDA device `i`'s
@@ -40,7 +42,12 @@ pub fn set_state(device: Option<usize>, state: &Tensor) -> Result<()> {
     let state = state.to_device(tch::Device::Cpu).contiguous();
     // SAFETY: `state` is a live tensor handle for the duration of the call.
     let rc = unsafe {
-        hw4_rng_set_state(d, state.as_ptr().cast(), err.as_mut_ptr().cast(), err.len() as i32)
+        hw4_rng_set_state(
+            d,
+            state.as_ptr().cast(),
+            err.as_mut_ptr().cast(),
+            err.len() as i32,
+        )
     };
     if rc != 0 {
         return Err(Error::msg(format!(
@@ -98,7 +105,12 @@ mod tests {
         let _ = Tensor::rand([17], (Kind::Double, Device::Cpu));
         set_state(None, &state).unwrap();
         assert!(Tensor::randn([1000], (Kind::Float, Device::Cpu)).equal(&a));
-        let e = set_state(None, &Tensor::from_slice(&[1u8, 2])).unwrap_err().to_string();
-        assert!(e.starts_with("cannot set the generator state of the CPU: "), "{e}");
+        let e = set_state(None, &Tensor::from_slice(&[1u8, 2]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot set the generator state of the CPU: "),
+            "{e}"
+        );
     }
 }

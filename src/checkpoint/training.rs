@@ -187,7 +187,11 @@ impl State for usize {
 impl State for Vec<Tensor> {
     fn save_state(&self) -> Vec<(String, Tensor)> {
         let mut v = vec![("len".to_string(), Tensor::from_slice(&[self.len() as i64]))];
-        v.extend(self.iter().enumerate().map(|(i, t)| (i.to_string(), cpu(t))));
+        v.extend(
+            self.iter()
+                .enumerate()
+                .map(|(i, t)| (i.to_string(), cpu(t))),
+        );
         v
     }
 
@@ -226,9 +230,15 @@ const KEY_PARTS: [(&str, &str); 6] = [
     ("version", "the crate version changed"),
     ("runtime", "the device or CPU mode changed"),
     ("config", "the configuration changed"),
-    ("model", "the model or optimiser (parameter names, shapes or settings) changed"),
+    (
+        "model",
+        "the model or optimiser (parameter names, shapes or settings) changed",
+    ),
     ("data", "the training data changed"),
-    ("seed", "the seed (or what the cell draws before training) changed"),
+    (
+        "seed",
+        "the seed (or what the cell draws before training) changed",
+    ),
 ];
 
 /// One training run's checkpoint; see the module documentation.
@@ -306,7 +316,10 @@ impl Training {
         self.key = vec![
             (
                 "version",
-                format!("hw4 {} tch 0.24.0 libtorch 2.11.0", env!("CARGO_PKG_VERSION")),
+                format!(
+                    "hw4 {} tch 0.24.0 libtorch 2.11.0",
+                    env!("CARGO_PKG_VERSION")
+                ),
             ),
             ("runtime", self.runtime.clone()),
             ("config", format!("{} epochs={}", self.config, self.epochs)),
@@ -388,7 +401,10 @@ impl Training {
             let have = saved
                 .get(&format!("_key/{part}"))
                 .and_then(|t| Vec::<u8>::try_from(t).ok())
-                .and_then(|b| b.strip_prefix(b"=").map(|v| String::from_utf8_lossy(v).to_string()));
+                .and_then(|b| {
+                    b.strip_prefix(b"=")
+                        .map(|v| String::from_utf8_lossy(v).to_string())
+                });
             if have.as_deref() != Some(want.as_str()) {
                 return Some(words.to_string());
             }

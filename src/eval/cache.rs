@@ -61,7 +61,11 @@ impl Key {
 
     /// The whole hash in hex.
     pub fn hex(self) -> String {
-        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// `<dir>/<name>-<first 8 bytes of the hash in hex>.safetensors`.
