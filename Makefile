@@ -22,9 +22,10 @@ test-rust: setup
 test-notebooks: setup
 	$(ENV) python -m pytest -q tests
 
+# Training cells resume or load their checkpoints (HW4_TRAIN=auto, see README) in the lab.
 # As root (containers) Jupyter refuses to start without --allow-root; it prints the URL to open.
 lab: setup
-	$(ENV) jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(ENV) HW4_TRAIN=$${HW4_TRAIN:-auto} jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(ENV) python bench/run.py

@@ -33,12 +33,14 @@ fn main() {
     let sched_cfg = SchedulerConfig::default();
     let vs = nn::VarStore::new(device);
     let net = UNet::new(vs.root(), 1, 1, cfg);
-    let mut opt = nn::AdamW {
-        wd: 0.0,
-        ..Default::default()
-    }
-    .build(&vs, 1e-3)
-    .unwrap();
+    let mut opt = optim::Adam::new(
+        &vs,
+        nn::AdamW {
+            wd: 0.0,
+            ..Default::default()
+        },
+        1e-3,
+    );
     let sched = NoiseScheduler::new(sched_cfg, device);
     let x0 = Tensor::rand([batch, 1, height, width], (Kind::Float, device)) * 2.0 - 1.0;
     let mut step = || {

@@ -28,8 +28,9 @@ fn main() -> hw4::Result<()> {
         let (logits, mean, log_var) = vae.forward_logits(x);
         vae_loss(&logits, x, &mean, &log_var).0
     };
-    let mut opt = nn::Adam::default().build(&vs, 1e-3)?;
-    let vae_epoch = |opt: &mut nn::Optimizer, epoch: u64, limit: usize| {
+    // The notebooks' optimiser (hw4::optim::Adam: LibTorch's Adam step, with a saveable state).
+    let mut opt = hw4::optim::Adam::new(&vs, nn::Adam::default(), 1e-3);
+    let vae_epoch = |opt: &mut hw4::optim::Adam, epoch: u64, limit: usize| {
         for idx in data::batches(N, BATCH, epoch).iter().take(limit) {
             let loss = vae_step_loss(&data.index_select(0, idx));
             opt.backward_step(&loss);
@@ -52,8 +53,8 @@ fn main() -> hw4::Result<()> {
         beta1: 0.5,
         ..Default::default()
     };
-    let mut opt_g = adam.build(&g_vs, 4e-4)?;
-    let mut opt_d = adam.build(&d_vs, 4e-4)?;
+    let mut opt_g = hw4::optim::Adam::new(&g_vs, adam, 4e-4);
+    let mut opt_d = hw4::optim::Adam::new(&d_vs, adam, 4e-4);
     let mut ema = GeneratorEma::new(&g_vs, 64, (1, 28, 28), 32, 0.999)?;
     let mut gan_epoch = |epoch: u64, limit: usize| {
         for idx in data::batches(N, BATCH, epoch).iter().take(limit) {

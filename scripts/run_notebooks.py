@@ -40,6 +40,9 @@ DONE = "\u241chw4-cell-done\u241c"
 # cell against the cell's saved outputs and removes them.
 SHOWN = "\u241chw4-shown\u241c"
 os.environ["HW4_FIGURE_MARKERS"] = "1"
+# Training cells train from scratch unless asked otherwise (HW4_TRAIN=auto resumes or loads
+# their checkpoints; see the README): what graders' fresh runs and the tests rely on.
+os.environ.setdefault("HW4_TRAIN", "1")
 # How long to wait for stream output that arrives after the cell went idle (s).
 LATE_STREAM_WAIT = float(os.environ.get("HW4_LATE_STREAM_WAIT", "10"))
 COMPARED_MIME = ("image/png", "image/svg+xml", "text/html", "text/plain", "text/markdown")

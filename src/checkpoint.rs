@@ -1,5 +1,9 @@
 //! Checkpoints as safetensors files (readable by PyTorch's `safetensors` package),
-//! written atomically and checked name by name and shape by shape on load.
+//! written atomically and checked name by name and shape by shape on load; and training
+//! checkpoints ([`Training`]) that let an interrupted training cell resume.
+
+mod training;
+pub use training::{Parts, State, Training};
 
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;

@@ -17,20 +17,22 @@ pub mod init;
 pub mod io;
 pub mod metrics;
 pub mod ops;
+pub mod optim;
 pub mod progress;
+pub mod rng;
 pub mod session;
 pub mod show;
 
 pub use error::{Context, Error, Result};
-pub use session::{seed, Profile, Session};
+pub use session::{seed, Profile, Session, TrainMode};
 pub use {image, ndarray, plotters, rand, rand_chacha, serde_json, tch};
 
 /// `use hw4::prelude::*;` in a notebook's second cell.
 pub mod prelude {
     pub use crate::ops::LeakyRelu;
     pub use crate::show::{ChartOpts, ImageOpts, Series};
-    pub use crate::{checkpoint, data, eval, init, metrics, progress, show};
-    pub use crate::{seed, Context, Error, Profile, Result, Session};
+    pub use crate::{checkpoint, data, eval, init, metrics, optim, parts, progress, show};
+    pub use crate::{seed, Context, Error, Profile, Result, Session, TrainMode};
     pub use rand::{Rng, RngCore, SeedableRng};
     pub use rand_chacha::ChaCha8Rng;
     pub use tch::nn::{self, Module, ModuleT, OptimizerConfig};

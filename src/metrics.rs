@@ -88,8 +88,10 @@ pub fn begin(s: &Session) -> Result<()> {
 impl Session {
     /// Reads the environment, configures LibTorch (threads, seeds, deterministic
     /// settings on CUDA), creates `outputs/<notebook>/`, begins its metrics.json and
-    /// prints the session line.
+    /// prints the session line. A panic from then on prints one line, not a backtrace
+    /// ([`crate::session::short_panics`]).
     pub fn start(notebook: &str) -> Result<Session> {
+        crate::session::short_panics();
         let s = Session::from_env(notebook)?;
         begin(&s)?;
         println!("{}", s.line());

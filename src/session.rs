@@ -10,6 +10,7 @@
 //! | `HW4_THREADS`   | a positive integer              | the machine's cores; 2 when portable |
 //! | `HW4_OUTPUT_DIR`| a folder                        | `outputs/` in the project       |
 //! | `HW4_CPU_MODE`  | `native`, `portable`            | `native` (see [`crate::cpu`])   |
+//! | `HW4_TRAIN`     | `1`, `0`, `auto`                | `1` (see [`TrainMode`])         |
 
 use crate::cpu::CpuMode;
 use crate::error::{Error, Result};
@@ -173,6 +174,7 @@ impl Session {
         if device.is_cuda() {
             crate::cuda::deterministic_mode();
         }
+        TrainMode::from_env()?;
         let out_dir = output_root().join(notebook);
         std::fs::create_dir_all(&out_dir).map_err(|e| {
             Error::msg(format!(
@@ -220,13 +222,87 @@ impl Session {
         self.out_dir.join(name)
     }
 
-    /// `HW4_TRAIN=0` asks training cells to load their checkpoint instead.
-    pub fn train_enabled(&self) -> bool {
-        !matches!(
-            env_var("HW4_TRAIN").as_deref(),
-            Some("0") | Some("false") | Some("no")
-        )
+    /// What training cells do (`HW4_TRAIN`, see [`TrainMode`]); an unknown value is an
+    /// error naming it and the allowed ones.
+    pub fn train_mode(&self) -> Result<TrainMode> {
+        TrainMode::from_env()
     }
+
+    /// Whether training is allowed at all: false only with `HW4_TRAIN=0` (load only).
+    pub fn train_enabled(&self) -> bool {
+        !matches!(TrainMode::from_env(), Ok(TrainMode::Load))
+    }
+}
+
+/// What a training cell does with its checkpoint (`HW4_TRAIN`):
+///
+/// | value                  | mode    | the training cell                                          |
+/// |------------------------|---------|------------------------------------------------------------|
+/// | `1` (default), `fresh` | `Fresh` | trains from scratch (graders, `make notebooks`, tests)     |
+/// | `0`, `load`            | `Load`  | loads its finished checkpoint; missing or mismatched: error |
+/// | `auto`                 | `Auto`  | loads a finished matching checkpoint, resumes an unfinished one, else trains (`make lab`) |
+///
+/// Every mode but `Load` writes a checkpoint after each epoch (see `checkpoint::Training`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainMode {
+    Fresh,
+    Load,
+    Auto,
+}
+
+impl TrainMode {
+    pub fn parse(s: &str) -> Result<TrainMode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "fresh" | "true" | "yes" => Ok(TrainMode::Fresh),
+            "0" | "load" | "false" | "no" => Ok(TrainMode::Load),
+            "auto" | "resume" => Ok(TrainMode::Auto),
+            _ => Err(Error::msg(format!(
+                "HW4_TRAIN={s:?} is not a training mode; expected 1 (train from scratch), 0 (load only) or auto (resume or load)"
+            ))),
+        }
+    }
+
+    /// `HW4_TRAIN`, `Fresh` when unset.
+    pub fn from_env() -> Result<TrainMode> {
+        env_var("HW4_TRAIN").map_or(Ok(TrainMode::Fresh), |v| TrainMode::parse(&v))
+    }
+
+    /// The value of `HW4_TRAIN` that selects this mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainMode::Fresh => "1",
+            TrainMode::Load => "0",
+            TrainMode::Auto => "auto",
+        }
+    }
+}
+
+/// Makes a panic print one line, `panicked at <file>:<line>:<col>: <message>` (its
+/// message's lines joined), instead of Rust's report with a backtrace (evcxr runs its
+/// kernels with `RUST_BACKTRACE=1`). The panic itself still fails the cell and the run.
+/// [`Session::start`] installs it; once per process.
+pub fn short_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_string());
+            let msg: Vec<&str> = msg
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_else(|| "?".into());
+            eprintln!("panicked at {at}: {}", msg.join(" | "));
+        }));
+    });
 }
 
 /// `HW4_OUTPUT_DIR`, else `outputs/` in the project that built this crate.
@@ -259,6 +335,15 @@ mod tests {
             "HW4_PROFILE=\"fast\" is not a run profile; expected one of smoke, cpu, gpu"
         );
         assert_eq!(Profile::Cpu.pick(1, 2, 3), 2);
+    }
+
+    #[test]
+    fn train_modes_parse_and_reject() {
+        assert_eq!(TrainMode::parse("1").unwrap(), TrainMode::Fresh);
+        assert_eq!(TrainMode::parse("0").unwrap(), TrainMode::Load);
+        assert_eq!(TrainMode::parse(" Auto").unwrap(), TrainMode::Auto);
+        let e = TrainMode::parse("maybe").unwrap_err().to_string();
+        assert_eq!(e, "HW4_TRAIN=\"maybe\" is not a training mode; expected 1 (train from scratch), 0 (load only) or auto (resume or load)");
     }
 
     #[test]

@@ -59,6 +59,15 @@ impl Key {
         Ok(self)
     }
 
+    /// The whole hash in hex.
+    pub fn hex(self) -> String {
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// `<dir>/<name>-<first 8 bytes of the hash in hex>.safetensors`.
     pub fn file_in(self, dir: &Path, name: &str) -> PathBuf {
         let hex: String = self.0.finalize()[..8]
