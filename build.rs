@@ -69,4 +69,12 @@ fn build_cuda_shim() {
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .warnings(false)
         .compile("hw4_cuda_shim");
+    // The linker drops a library none of whose symbols is used (`--as-needed`), and nothing
+    // calls into libtorch_cuda directly: without this the programs built here (examples,
+    // tests, scripts/gpu-bundle) see no GPU on a CUDA machine (tch-rs issue #980; tch-rs's
+    // own build.rs does the same). A CPU-only LibTorch has no libtorch_cuda.
+    let lib = Path::new(&libtorch).join("lib");
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
 }

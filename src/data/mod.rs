@@ -13,6 +13,7 @@
 
 mod batch;
 mod captcha;
+pub mod font;
 mod format;
 mod mnist;
 mod source;

@@ -7,4 +7,5 @@ pub mod cache;
 pub mod digits;
 pub mod frechet;
 pub mod ocr;
+pub mod reader;
 pub mod two_sample;

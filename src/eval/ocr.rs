@@ -219,7 +219,7 @@ pub fn char_accuracy(pred: &str, truth: &str) -> f64 {
 
 /// Resizes `[N, 1, H, W]` images to `h x w` (bilinear with antialiasing, so that
 /// downscaling averages rather than skips pixels) as f32.
-fn resize(images: &Tensor, h: i64, w: i64) -> Tensor {
+pub(crate) fn resize(images: &Tensor, h: i64, w: i64) -> Tensor {
     let x = images.to_kind(Kind::Float);
     let s = x.size();
     if s[2] == h && s[3] == w {
@@ -543,10 +543,10 @@ impl Ocr {
 }
 
 /// Sets LibTorch's intra-op threads to 1 until dropped, then restores them.
-struct OneThread(i32);
+pub(crate) struct OneThread(i32);
 
 impl OneThread {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let before = tch::get_num_threads();
         tch::set_num_threads(1);
         OneThread(before)
@@ -607,7 +607,7 @@ fn encode_targets(labels: &[String], alphabet: &Alphabet) -> Result<(Tensor, Ten
 /// Small random affine warps (scale, rotation, shear, shift) per image with the
 /// border replicated, a blur on some batches, contrast and brightness changes and
 /// Gaussian pixel noise.
-fn augment(x: &Tensor, rng: &mut ChaCha8Rng, noise: f64) -> Tensor {
+pub(crate) fn augment(x: &Tensor, rng: &mut ChaCha8Rng, noise: f64) -> Tensor {
     let (n, c, h, w) = x.size4().expect("[N, 1, H, W] images");
     let mut theta = Vec::with_capacity(n as usize * 6);
     let mut gain = Vec::with_capacity(n as usize * 2);
