@@ -6,6 +6,14 @@ predict the noise, MSE, backward, clip the gradient norm at 1, AdamW. The config
 (U-Net, batch, image size, noise schedule) is the one the Rust side printed, which takes
 it from the notebook: bench/run.py passes it in BENCH_CONFIG (JSON).
 Prints `{"bench": "unet_train_step", "seconds": ..., "unit": "step"}` after a warm-up.
+
+Then part 3's conditional U-Net (the notebook's `CondUNet`: the same U-Net on [x_t; glyph
+template], with the text's vector added to the time embedding) and one training step as
+`CondDdpm::train` takes it: the condition of each example dropped (null codes, all-ones
+template) with probability p_uncond, the loss weighted per example by min(SNR_t, gamma) / SNR_t
+(min-SNR-gamma), gradient norm clipped at 1, AdamW. Its configuration is the `cond_*` keys the
+Rust side printed; it prints `{"bench": "cond_unet_train_step", ...}` and fails if its
+parameter count differs from the Rust side's (`cond_params`).
 Usage: python bench/run.py ddpm  (threads from HW4_THREADS, default 2)
 """
 import json
@@ -159,8 +167,13 @@ class UNet(nn.Module):
         self.norm_out = nn.GroupNorm(norm_groups, c)
         self.conv_out = nn.Conv2d(c, out_ch, 3, padding=1)
 
+    def time_embedding(self, t):
+        return self.temb2(F.silu(self.temb1(sinusoidal(t, self.temb_size))))
+
     def forward(self, x, t):
-        temb = self.temb2(F.silu(self.temb1(sinusoidal(t, self.temb_size))))
+        return self.forward_with_emb(x, self.time_embedding(t))
+
+    def forward_with_emb(self, x, temb):
         x = self.conv_in(x)
         skips = [x]
         for d in self.downs:
@@ -170,6 +183,98 @@ class UNet(nn.Module):
         for u in self.ups:
             x = u(x, skips, temb)
         return self.conv_out(F.silu(self.norm_out(x)))
+
+
+class TextEncoder(nn.Module):
+    """Character codes [B, L] (code `vocab` is the null character) -> [B, temb_dim]."""
+
+    def __init__(self, vocab, text_len, char_dim, temb_dim):
+        super().__init__()
+        self.chars = nn.Embedding(vocab + 1, char_dim)
+        self.pos = nn.Embedding(text_len, char_dim)
+        self.glob1 = nn.Linear(text_len * char_dim, temb_dim)
+        self.glob2 = nn.Linear(temb_dim, temb_dim)
+        self.text_len = text_len
+
+    def forward(self, codes):
+        pos = self.pos(torch.arange(self.text_len, device=codes.device))
+        tokens = self.chars(codes) + pos[None]
+        return self.glob2(F.silu(self.glob1(tokens.flatten(1, 2))))
+
+
+class CondUNet(nn.Module):
+    """eps_theta(x_t, t, y): the U-Net on [x_t; template], text vector added to the time embedding."""
+
+    def __init__(self, in_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads, vocab, text_len, char_dim):
+        super().__init__()
+        self.unet = UNet(in_ch + 1, in_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads)
+        self.text = TextEncoder(vocab, text_len, char_dim, 4 * temb_size)
+        self.text_len, self.null_code = text_len, vocab
+
+    def forward(self, x, t, codes, template):
+        emb = self.unet.time_embedding(t) + self.text(codes)
+        return self.unet.forward_with_emb(torch.cat([x, template], 1), emb)
+
+
+COND_KEYS = ("in_ch", "base", "temb_size", "norm_groups", "layers_down", "layers_up", "num_heads",
+             "vocab", "text_len", "char_dim")
+
+
+def min_snr_weights(abar, gamma):
+    """min(SNR_t, gamma) / SNR_t per timestep, SNR_t = abar_t / (1 - abar_t) (abar in float64)."""
+    snr = abar / (1.0 - abar)
+    return (snr.clamp(max=gamma) / snr).float()
+
+
+def bench_cond(cfg, n):
+    torch.manual_seed(1)
+    c = {k: cfg["cond_" + k] for k in COND_KEYS}
+    net = CondUNet(**c)
+    params = sum(p.numel() for p in net.parameters())
+    if params != cfg["cond_params"]:
+        raise SystemExit(f"bench/ddpm.py: CondUNet has {params} parameters here, "
+                         f"{cfg['cond_params']} on the Rust side: the two models differ")
+    lr, p_uncond = cfg["cond_lr"], cfg["cond_p_uncond"]
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    T = cfg["cond_num_train_timesteps"]
+    betas = torch.linspace(cfg["cond_beta_start"], cfg["cond_beta_end"], T, dtype=torch.float64)
+    abar64 = torch.cumprod(1.0 - betas, 0)
+    abar = abar64.float()
+    loss_weight = min_snr_weights(abar64, cfg["cond_min_snr_gamma"])
+    batch, ch, h, w = cfg["cond_batch"], c["in_ch"], cfg["cond_height"], cfg["cond_width"]
+    x0 = torch.rand(batch, ch, h, w) * 2 - 1
+    codes = torch.randint(0, c["vocab"], (batch, c["text_len"]))
+    template = torch.rand(batch, ch, h, w) * 2 - 1
+
+    def step():
+        # CondDdpm::train: drop the condition (null codes, all-ones template) with probability p_uncond.
+        dropped = torch.rand(batch) < p_uncond
+        null_codes = torch.full((batch, c["text_len"]), net.null_code, dtype=torch.int64)
+        null_template = torch.ones(batch, ch, h, w)
+        y_codes = torch.where(dropped[:, None], null_codes, codes)
+        y_template = torch.where(dropped[:, None, None, None], null_template, template)
+        # The notebook's training_step with the min-SNR weighted loss.
+        t = torch.randint(0, T, (batch,))
+        noise = torch.randn_like(x0)
+        a = abar[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        err = (net(xt, t, y_codes, y_template) - noise).square().mean(dim=(1, 2, 3))
+        objective, reported = (err * loss_weight[t]).mean(), err.mean()
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad()
+        objective.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        return reported.item()
+
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    sec = (time.perf_counter() - t0) / n
+    print(json.dumps({"bench": "cond_unet_train_step", "seconds": sec, "unit": "step", "params": params}))
 
 
 def main():
@@ -205,6 +310,7 @@ def main():
     sec = (time.perf_counter() - t0) / n
     params = sum(p.numel() for p in net.parameters())
     print(json.dumps({"bench": "unet_train_step", "seconds": sec, "unit": "step", "params": params}))
+    bench_cond(cfg, n)
 
 
 if __name__ == "__main__":

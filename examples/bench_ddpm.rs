@@ -4,6 +4,9 @@
 //! profile configuration and batch. Prints, after a warm-up,
 //! `{"bench": "unet_train_step", "seconds": ..., "unit": "step", "params": ..., "config": {...}}`;
 //! `config` is what bench/run.py hands the PyTorch side, so both build the same model.
+//! Then the same for one training step of part 3's conditional U-Net (`CondUNet`), as
+//! `CondDdpm::train` takes it: `{"bench": "cond_unet_train_step", ...}`, whose config keys
+//! start with `cond_` (bench/run.py merges the configs of all lines).
 #![allow(dead_code, unused_imports, clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/nb_DDPM_items.rs"));
@@ -78,4 +81,101 @@ fn main() {
         "beta_start": sched_cfg.beta_start, "beta_end": sched_cfg.beta_end,
     });
     println!("{{\"bench\": \"unet_train_step\", \"seconds\": {secs}, \"unit\": \"step\", \"params\": {params}, \"config\": {config}}}");
+    cond_unet_train_step(device, batch, n);
+}
+
+/// One training step of the conditional U-Net at the notebook's cpu profile (cell that builds
+/// `cond_cfg` and `cond_train_cfg`), done as `CondDdpm::train` does it: the condition of a
+/// fraction `p_uncond` of the batch replaced by the null one, the notebook's `training_step`
+/// with the min-SNR-gamma weighted loss, AdamW through the notebook's `optim::Adam`. The
+/// images, character codes and glyph templates are random (the data are not what is timed);
+/// the EMA update and the learning-rate schedule of `train` are left out (the rate is the peak).
+fn cond_unet_train_step(device: Device, batch: i64, n: u32) {
+    tch::manual_seed(1);
+    let cfg = CondConfig {
+        unet: UNetConfig {
+            base_ch: 16,
+            temb_size: 32,
+            norm_groups: 8,
+            layers_down: 1,
+            layers_up: 2,
+            num_heads: 4,
+            ..Default::default()
+        },
+        text_len: 5,
+        char_dim: 32,
+    };
+    // The alphabet of the captchas (`alphabet.len()` in the notebook): 19 characters.
+    let vocab: i64 = 19;
+    let size: [i64; 3] = [1, 32, 128];
+    let (lr, p_uncond, min_snr_gamma) = (1e-3, 0.15, 5.0);
+    let sched_cfg = SchedulerConfig {
+        num_train_timesteps: 1000,
+        ..SchedulerConfig::default()
+    };
+    let vs = nn::VarStore::new(device);
+    let net = CondUNet::new(vs.root(), size, vocab, cfg);
+    let mut opt = optim::Adam::new(
+        &vs,
+        nn::AdamW {
+            wd: 0.0,
+            ..Default::default()
+        },
+        lr,
+    );
+    let sched = NoiseScheduler::new(sched_cfg, device);
+    let loss_weight = min_snr_weights(&sched, Some(min_snr_gamma), device);
+    let [c, h, w] = size;
+    let x0 = Tensor::rand([batch, c, h, w], (Kind::Float, device)) * 2.0 - 1.0;
+    let cond = TextCondition {
+        codes: Tensor::randint(vocab, [batch, cfg.text_len], (Kind::Int64, device)),
+        template: Tensor::rand([batch, c, h, w], (Kind::Float, device)) * 2.0 - 1.0,
+    };
+    let mut step = || {
+        let dropped = Tensor::rand([batch], (Kind::Float, device)).lt(p_uncond);
+        let y = cond.drop_where(&dropped, &net.null(batch, size, device));
+        training_step(
+            &sched,
+            &mut opt,
+            Some(lr),
+            &x0,
+            &|x_t, t| net.forward_t(x_t, t, &y, true),
+            &|pred, noise, t| {
+                let err =
+                    (pred - noise)
+                        .square()
+                        .mean_dim([1i64, 2, 3].as_slice(), false, Kind::Float);
+                (
+                    (&err * loss_weight.index_select(0, t)).mean(Kind::Float),
+                    err.mean(Kind::Float),
+                )
+            },
+        )
+    };
+    for _ in 0..3 {
+        step();
+    }
+    let t0 = Instant::now();
+    for _ in 0..n {
+        step();
+    }
+    let secs = t0.elapsed().as_secs_f64() / n as f64;
+    let params: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
+    let u = cfg.unet;
+    let config = hw4::serde_json::json!({
+        "cond_in_ch": c, "cond_base": u.base_ch, "cond_temb_size": u.temb_size,
+        "cond_norm_groups": u.norm_groups, "cond_layers_down": u.layers_down,
+        "cond_layers_up": u.layers_up, "cond_num_heads": u.num_heads,
+        "cond_text_len": cfg.text_len, "cond_char_dim": cfg.char_dim, "cond_vocab": vocab,
+        "cond_batch": batch, "cond_height": h, "cond_width": w,
+        "cond_num_train_timesteps": sched_cfg.num_train_timesteps,
+        "cond_beta_start": sched_cfg.beta_start, "cond_beta_end": sched_cfg.beta_end,
+        "cond_lr": lr, "cond_p_uncond": p_uncond, "cond_min_snr_gamma": min_snr_gamma,
+        "cond_params": params,
+    });
+    println!("{{\"bench\": \"cond_unet_train_step\", \"seconds\": {secs}, \"unit\": \"step\", \"params\": {params}, \"config\": {config}}}");
 }
