@@ -226,6 +226,16 @@ def min_snr_weights(abar, gamma):
     return (snr.clamp(max=gamma) / snr).float()
 
 
+def seconds_per_step(step, n):
+    """Seconds per call of `step`: three warm-up calls, then the mean of `n` timed ones."""
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - t0) / n
+
+
 def bench_cond(cfg, n):
     torch.manual_seed(1)
     c = {k: cfg["cond_" + k] for k in COND_KEYS}
@@ -268,12 +278,7 @@ def bench_cond(cfg, n):
         opt.step()
         return reported.item()
 
-    for _ in range(3):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    sec = (time.perf_counter() - t0) / n
+    sec = seconds_per_step(step, n)
     print(json.dumps({"bench": "cond_unet_train_step", "seconds": sec, "unit": "step", "params": params}))
 
 
@@ -301,13 +306,8 @@ def main():
         opt.step()
         return loss.item()
 
-    for _ in range(3):
-        step()
     n = int(os.environ.get("DDPM_STEPS", 10))
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    sec = (time.perf_counter() - t0) / n
+    sec = seconds_per_step(step, n)
     params = sum(p.numel() for p in net.parameters())
     print(json.dumps({"bench": "unet_train_step", "seconds": sec, "unit": "step", "params": params}))
     bench_cond(cfg, n)

@@ -18,6 +18,25 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Seconds per call of `step`: three warm-up calls, then the mean of `n` timed ones.
+fn seconds_per_step(step: &mut dyn FnMut() -> f64, n: u32) -> f64 {
+    for _ in 0..3 {
+        step();
+    }
+    let t0 = Instant::now();
+    for _ in 0..n {
+        step();
+    }
+    t0.elapsed().as_secs_f64() / n as f64
+}
+
+fn n_trainable(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
 fn main() {
     tch::set_num_threads(env_or("HW4_THREADS", 2));
     tch::manual_seed(0);
@@ -59,20 +78,9 @@ fn main() {
             },
         )
     };
-    for _ in 0..3 {
-        step();
-    }
     let n: u32 = env_or("DDPM_STEPS", 10);
-    let t0 = Instant::now();
-    for _ in 0..n {
-        step();
-    }
-    let secs = t0.elapsed().as_secs_f64() / n as f64;
-    let params: i64 = vs
-        .trainable_variables()
-        .iter()
-        .map(|t| t.numel() as i64)
-        .sum();
+    let secs = seconds_per_step(&mut step, n);
+    let params = n_trainable(&vs);
     let config = hw4::serde_json::json!({
         "in_ch": 1, "out_ch": 1, "base": cfg.base_ch, "temb_size": cfg.temb_size,
         "norm_groups": cfg.norm_groups, "layers_down": cfg.layers_down, "layers_up": cfg.layers_up,
@@ -152,19 +160,8 @@ fn cond_unet_train_step(device: Device, batch: i64, n: u32) {
             },
         )
     };
-    for _ in 0..3 {
-        step();
-    }
-    let t0 = Instant::now();
-    for _ in 0..n {
-        step();
-    }
-    let secs = t0.elapsed().as_secs_f64() / n as f64;
-    let params: i64 = vs
-        .trainable_variables()
-        .iter()
-        .map(|t| t.numel() as i64)
-        .sum();
+    let secs = seconds_per_step(&mut step, n);
+    let params = n_trainable(&vs);
     let u = cfg.unet;
     let config = hw4::serde_json::json!({
         "cond_in_ch": c, "cond_base": u.base_ch, "cond_temb_size": u.temb_size,
