@@ -41,16 +41,8 @@ fn main() {
     tch::set_num_threads(env_or("HW4_THREADS", 2));
     tch::manual_seed(0);
     let device = Device::Cpu;
-    // The cpu profile of the notebook (cell "Hyper-parameters"): base width 24, 1x32x128, batch 16.
-    let cfg = UNetConfig {
-        base_ch: 24,
-        temb_size: 32,
-        norm_groups: 8,
-        layers_down: 1,
-        layers_up: 2,
-        num_heads: 4,
-        ..Default::default()
-    };
+    // The cpu profile of the notebook (cell "Hyper-parameters"): its U-Net preset, 1x32x128, batch 16.
+    let cfg = UNetConfig::cpu();
     let (batch, height, width): (i64, i64, i64) = (env_or("DDPM_BATCH", 16), 32, 128);
     let sched_cfg = SchedulerConfig::default();
     let vs = nn::VarStore::new(device);
@@ -92,33 +84,25 @@ fn main() {
     cond_unet_train_step(device, batch, n);
 }
 
-/// One training step of the conditional U-Net at the notebook's cpu profile (cell that builds
-/// `cond_cfg` and `cond_train_cfg`), done as `CondDdpm::train` does it: the condition of a
+/// One training step of the conditional U-Net at the notebook's cpu profile (`CondConfig::cpu`,
+/// `CondTrainConfig::cpu`), done as `CondDdpm::train` does it: the condition of a
 /// fraction `p_uncond` of the batch replaced by the null one, the notebook's `training_step`
 /// with the min-SNR-gamma weighted loss, AdamW through the notebook's `optim::Adam`. The
 /// images, character codes and glyph templates are random (the data are not what is timed);
 /// the EMA update and the learning-rate schedule of `train` are left out (the rate is the peak).
 fn cond_unet_train_step(device: Device, batch: i64, n: u32) {
     tch::manual_seed(1);
-    let cfg = CondConfig {
-        unet: UNetConfig {
-            base_ch: 16,
-            temb_size: 32,
-            norm_groups: 8,
-            layers_down: 1,
-            layers_up: 2,
-            num_heads: 4,
-            ..Default::default()
-        },
-        text_len: 5,
-        char_dim: 32,
-    };
+    let cfg = CondConfig::cpu();
+    let train_cfg = CondTrainConfig::cpu();
     // The alphabet of the captchas (`alphabet.len()` in the notebook): 19 characters.
     let vocab: i64 = 19;
     let size: [i64; 3] = [1, 32, 128];
-    let (lr, p_uncond, min_snr_gamma) = (1e-3, 0.15, 5.0);
+    let (lr, p_uncond) = (train_cfg.lr, train_cfg.p_uncond);
+    let min_snr_gamma = train_cfg
+        .min_snr_gamma
+        .expect("the cpu profile weights by min-SNR");
     let sched_cfg = SchedulerConfig {
-        num_train_timesteps: 1000,
+        num_train_timesteps: train_cfg.num_timesteps,
         ..SchedulerConfig::default()
     };
     let vs = nn::VarStore::new(device);

@@ -440,15 +440,7 @@ impl Ocr {
         cfg: OcrConfig,
     ) -> Result<(Ocr, OcrReport)> {
         cfg.check()?;
-        let overlap = {
-            let t: std::collections::BTreeSet<i64> = train.iter().copied().collect();
-            heldout.iter().filter(|i| t.contains(i)).count()
-        };
-        if overlap > 0 {
-            return Err(Error::msg(format!(
-                "OCR: {overlap} held-out indices are also training indices; use ocr::captcha_split"
-            )));
-        }
+        check_disjoint("OCR", train, heldout)?;
         if data.source.is_synthetic() {
             eprintln!("ocr: warning: no real captchas found; the OCR is trained and scored on the synthetic set");
         }
@@ -559,7 +551,8 @@ impl Drop for OneThread {
     }
 }
 
-fn check_indices(idx: &[i64], n: usize) -> Result<()> {
+/// Fails naming the first index of `idx` outside a captcha set of `n` images.
+pub(crate) fn check_indices(idx: &[i64], n: usize) -> Result<()> {
     if let Some(bad) = idx.iter().find(|&&i| i < 0 || i as usize >= n) {
         return Err(Error::msg(format!(
             "index {bad} is outside the captcha set of {n} images"
@@ -568,20 +561,42 @@ fn check_indices(idx: &[i64], n: usize) -> Result<()> {
     Ok(())
 }
 
-/// The training images resized to the OCR's size on the CPU (so the cache key does
-/// not depend on the device), and their labels.
-fn training_set(data: &Captchas, train: &[i64], cfg: &OcrConfig) -> Result<(Tensor, Vec<String>)> {
-    cfg.check()?;
-    check_indices(train, data.len())?;
+/// Fails when held-out indices are also training indices (`what` names the reader).
+pub(crate) fn check_disjoint(what: &str, train: &[i64], heldout: &[i64]) -> Result<()> {
+    let t: std::collections::BTreeSet<i64> = train.iter().copied().collect();
+    let overlap = heldout.iter().filter(|i| t.contains(i)).count();
+    if overlap > 0 {
+        return Err(Error::msg(format!(
+            "{what}: {overlap} held-out indices are also training indices; use data::captcha_split"
+        )));
+    }
+    Ok(())
+}
+
+/// The images `idx` of `data` resized to `h` x `w` on the CPU (so that a cache key does not
+/// depend on the device), and their labels.
+pub(crate) fn resized_subset(
+    data: &Captchas,
+    idx: &[i64],
+    h: i64,
+    w: i64,
+) -> Result<(Tensor, Vec<String>)> {
+    check_indices(idx, data.len())?;
     let images = data
         .images
         .to_device(Device::Cpu)
-        .index_select(0, &Tensor::from_slice(train));
-    let labels = train
+        .index_select(0, &Tensor::from_slice(idx));
+    let labels = idx
         .iter()
         .map(|&i| data.labels[i as usize].clone())
         .collect();
-    Ok((resize(&images, cfg.height, cfg.width).contiguous(), labels))
+    Ok((resize(&images, h, w).contiguous(), labels))
+}
+
+/// The OCR's training images and labels.
+fn training_set(data: &Captchas, train: &[i64], cfg: &OcrConfig) -> Result<(Tensor, Vec<String>)> {
+    cfg.check()?;
+    resized_subset(data, train, cfg.height, cfg.width)
 }
 
 /// Padded targets `[N, L]` (alphabet index + 1; 0 pads) and their lengths `[N]`.

@@ -19,7 +19,7 @@
 //! the same whether it trained or loaded.
 
 use super::cache::{self, Key};
-use super::ocr::{augment, resize, OcrReport};
+use super::ocr::{augment, check_disjoint, check_indices, resize, resized_subset, OcrReport};
 use crate::data::{self, Alphabet, Captchas};
 use crate::error::{Error, Result};
 use crate::session::{Profile, Session};
@@ -379,13 +379,7 @@ impl SlotReader {
         cfg: SlotReaderConfig,
     ) -> Result<(SlotReader, SlotReaderReport)> {
         cfg.check()?;
-        let t: std::collections::BTreeSet<i64> = train.iter().copied().collect();
-        let overlap = heldout.iter().filter(|i| t.contains(i)).count();
-        if overlap > 0 {
-            return Err(Error::msg(format!(
-                "slot reader: {overlap} held-out indices are also training indices; use data::captcha_split"
-            )));
-        }
+        check_disjoint("slot reader", train, heldout)?;
         if data.source.is_synthetic() {
             eprintln!("slot reader: warning: no real captchas found; it is trained and scored on the synthetic set");
         }
@@ -550,32 +544,14 @@ fn outliers(x: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
     Tensor::cat(&parts, 0).clamp(-1.0, 1.0)
 }
 
-fn check_indices(idx: &[i64], n: usize) -> Result<()> {
-    if let Some(bad) = idx.iter().find(|&&i| i < 0 || i as usize >= n) {
-        return Err(Error::msg(format!(
-            "index {bad} is outside the captcha set of {n} images"
-        )));
-    }
-    Ok(())
-}
-
-/// The training images resized to the reader's size on the CPU, and their labels.
+/// The reader's training images and labels.
 fn training_set(
     data: &Captchas,
     train: &[i64],
     cfg: &SlotReaderConfig,
 ) -> Result<(Tensor, Vec<String>)> {
     cfg.check()?;
-    check_indices(train, data.len())?;
-    let images = data
-        .images
-        .to_device(Device::Cpu)
-        .index_select(0, &Tensor::from_slice(train));
-    let labels = train
-        .iter()
-        .map(|&i| data.labels[i as usize].clone())
-        .collect();
-    Ok((resize(&images, cfg.height, cfg.width).contiguous(), labels))
+    resized_subset(data, train, cfg.height, cfg.width)
 }
 
 /// `outputs/eval/reader-<key>.safetensors`, the key hashing the version, the
