@@ -38,7 +38,7 @@ DONE = "\u241chw4-cell-done\u241c"
 # Printed by `hw4::show::display` before each figure or table it shows, when the kernel
 # runs with HW4_FIGURE_MARKERS set (this runner sets it): the runner counts them per
 # cell against the cell's saved outputs and removes them.
-SHOWN = "\u241chw4-shown\u241c"
+SHOWN = "\u2064\u2063\u2064\u2063\u2064"  # hw4::show::SHOWN_MARKER (invisible)
 os.environ["HW4_FIGURE_MARKERS"] = "1"
 # Training cells train from scratch unless asked otherwise (HW4_TRAIN=auto resumes or loads
 # their checkpoints; see the README): what graders' fresh runs and the tests rely on.

@@ -23,8 +23,11 @@ pub fn in_kernel() -> bool {
 /// showed against what its saved outputs hold (evcxr keeps one output per MIME type
 /// per cell: a second figure of a cell would silently replace the first).
 pub const FIGURE_MARKERS_ENV: &str = "HW4_FIGURE_MARKERS";
-/// The runner strips this line from the outputs it saves.
-pub const SHOWN_MARKER: &str = "\u{241c}hw4-shown\u{241c}";
+/// Five default-ignorable code points (invisible plus and invisible separator, which
+/// browsers draw with no width), so that a page rendered with markers on, as in the browser
+/// test, shows what a student sees apart from an empty line; the runner strips the line
+/// from the outputs it saves.
+pub const SHOWN_MARKER: &str = "\u{2064}\u{2063}\u{2064}\u{2063}\u{2064}";
 
 /// Sends content to the notebook through evcxr's display protocol.
 pub fn display(mime: &str, payload: &str) {

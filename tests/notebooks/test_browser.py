@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "outputs" / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-SHOWN = "\u241chw4-shown\u241c"
+SHOWN = "\u2064\u2063\u2064\u2063\u2064"  # hw4::show::SHOWN_MARKER (invisible)
 NOTEBOOKS = ["Quickstart", "GAN-VAE"]
 RUN_TIMEOUT = 1800
 
