@@ -41,9 +41,10 @@ fn main() {
     tch::set_num_threads(env_or("HW4_THREADS", 2));
     tch::manual_seed(0);
     let device = Device::Cpu;
-    // The cpu profile of the notebook (cell "Hyper-parameters"): its U-Net preset, 1x32x128, batch 16.
+    // The cpu profile of the notebook: its U-Net preset and image size, batch 16.
     let cfg = UNetConfig::cpu();
-    let (batch, height, width): (i64, i64, i64) = (env_or("DDPM_BATCH", 16), 32, 128);
+    let (height, width) = image_size(Profile::Cpu);
+    let batch: i64 = env_or("DDPM_BATCH", 16);
     let sched_cfg = SchedulerConfig::default();
     let vs = nn::VarStore::new(device);
     let net = UNet::new(vs.root(), 1, 1, cfg);
@@ -94,9 +95,10 @@ fn cond_unet_train_step(device: Device, batch: i64, n: u32) {
     tch::manual_seed(1);
     let cfg = CondConfig::cpu();
     let train_cfg = CondTrainConfig::cpu();
-    // The alphabet of the captchas (`alphabet.len()` in the notebook): 19 characters.
-    let vocab: i64 = 19;
-    let size: [i64; 3] = [1, 32, 128];
+    // The captchas' alphabet (`alphabet.len()` in the notebook, read from the labels).
+    let vocab = data::Alphabet::new(data::CAPTCHA_ALPHABET).len() as i64;
+    let (height, width) = image_size(Profile::Cpu);
+    let size: [i64; 3] = [1, height, width];
     let (lr, p_uncond) = (train_cfg.lr, train_cfg.p_uncond);
     let min_snr_gamma = train_cfg
         .min_snr_gamma

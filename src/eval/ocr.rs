@@ -477,12 +477,7 @@ impl Ocr {
 
     /// Reads the images `idx` of `data` and scores them against their labels.
     pub fn evaluate(&self, data: &Captchas, idx: &[i64]) -> Result<OcrReport> {
-        check_indices(idx, data.len())?;
-        let images = data.images.index_select(0, &Tensor::from_slice(idx));
-        let truths: Vec<String> = idx
-            .iter()
-            .map(|&i| data.labels[i as usize].clone())
-            .collect();
+        let (images, truths) = subset(data, idx)?;
         Ok(OcrReport::score(&self.read(&images), &truths))
     }
 
@@ -573,6 +568,18 @@ pub(crate) fn check_disjoint(what: &str, train: &[i64], heldout: &[i64]) -> Resu
     Ok(())
 }
 
+/// The images `idx` of `data` (on its device) and their labels; an index out of range is
+/// an error naming it.
+pub(crate) fn subset(data: &Captchas, idx: &[i64]) -> Result<(Tensor, Vec<String>)> {
+    check_indices(idx, data.len())?;
+    let images = data.images.index_select(0, &Tensor::from_slice(idx));
+    let labels = idx
+        .iter()
+        .map(|&i| data.labels[i as usize].clone())
+        .collect();
+    Ok((images, labels))
+}
+
 /// The images `idx` of `data` resized to `h` x `w` on the CPU (so that a cache key does not
 /// depend on the device), and their labels.
 pub(crate) fn resized_subset(
@@ -581,16 +588,11 @@ pub(crate) fn resized_subset(
     h: i64,
     w: i64,
 ) -> Result<(Tensor, Vec<String>)> {
-    check_indices(idx, data.len())?;
-    let images = data
-        .images
-        .to_device(Device::Cpu)
-        .index_select(0, &Tensor::from_slice(idx));
-    let labels = idx
-        .iter()
-        .map(|&i| data.labels[i as usize].clone())
-        .collect();
-    Ok((resize(&images, h, w).contiguous(), labels))
+    let (images, labels) = subset(data, idx)?;
+    Ok((
+        resize(&images.to_device(Device::Cpu), h, w).contiguous(),
+        labels,
+    ))
 }
 
 /// The OCR's training images and labels.

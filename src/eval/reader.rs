@@ -19,7 +19,7 @@
 //! the same whether it trained or loaded.
 
 use super::cache::{self, Key};
-use super::ocr::{augment, check_disjoint, check_indices, resize, resized_subset, OcrReport};
+use super::ocr::{augment, check_disjoint, resize, resized_subset, subset, OcrReport};
 use crate::data::{self, Alphabet, Captchas};
 use crate::error::{Error, Result};
 use crate::session::{Profile, Session};
@@ -416,12 +416,7 @@ impl SlotReader {
 
     /// Reads the images `idx` of `data` and scores them against their labels.
     pub fn evaluate(&self, data: &Captchas, idx: &[i64]) -> Result<SlotReaderReport> {
-        check_indices(idx, data.len())?;
-        let images = data.images.index_select(0, &Tensor::from_slice(idx));
-        let truths: Vec<String> = idx
-            .iter()
-            .map(|&i| data.labels[i as usize].clone())
-            .collect();
+        let (images, truths) = subset(data, idx)?;
         let (reads, conf) = self.read_with_confidence(&images)?;
         Ok(SlotReaderReport {
             heldout: OcrReport::score(&reads, &truths),
