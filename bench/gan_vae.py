@@ -5,7 +5,8 @@ The models are those of notebooks/GAN-VAE.ipynb (cells "Encoder/Decoder", "VAE",
 "Generator/Discriminator") at the cpu profile's configuration: 50,000 training images
 of 1x28x28 in [0, 1] (random here: the content does not change the work), batch 64;
 VAE MLP with hidden 512, latent 20, Bernoulli loss + closed-form KL, Adam 1e-3; DCGAN
-generator/discriminator with 32 feature maps, latent 64, one D step and one
+generator/discriminator with 32 feature maps, latent 64, the discriminator judging packs
+of 2 images (PacGAN, notebook cell "Generator/Discriminator"), one D step and one
 non-saturating G step per batch, Adam(4e-4, betas 0.5/0.999), and an update of the
 generator's moving average (notebook cell "GeneratorEma") after each step.
 Prints `{"bench": "vae_epoch"|"gan_epoch", "seconds": ..., "unit": "epoch"}` after a
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 
 N, BATCH = 50000, 64
 VAE_CFG = dict(hidden=512, latent=20, lr=1e-3)
-GAN_CFG = dict(latent=64, channels=32, lr=4e-4, ema=0.999)
+GAN_CFG = dict(latent=64, channels=32, lr=4e-4, ema=0.999, pac=2)
 
 
 class Encoder(nn.Module):
@@ -92,15 +93,18 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, pac):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, c, 4, 2, 1)
+        self.pac = pac
+        self.conv1 = nn.Conv2d(pac, c, 4, 2, 1)
         self.conv2 = nn.Conv2d(c, 2 * c, 4, 2, 1)
         self.bn2 = nn.BatchNorm2d(2 * c)
         self.fc = nn.Linear(2 * c * 49, 1)
 
     def forward(self, x):
-        h = F.leaky_relu(self.conv1(x * 2.0 - 1.0), 0.2)
+        n, c, h, w = x.shape
+        x = (x * 2.0 - 1.0).view(n // self.pac, c * self.pac, h, w)
+        h = F.leaky_relu(self.conv1(x), 0.2)
         h = F.leaky_relu(self.bn2(self.conv2(h)), 0.2)
         return self.fc(h.flatten(1)).squeeze(1)
 
@@ -179,7 +183,7 @@ def main():
     vae_epoch(vae, opt, data, 1)
     print(json.dumps({"bench": "vae_epoch", "seconds": time.perf_counter() - t0, "unit": "epoch"}), flush=True)
 
-    g, d = Generator(GAN_CFG["latent"], GAN_CFG["channels"]), Discriminator(GAN_CFG["channels"])
+    g, d = Generator(GAN_CFG["latent"], GAN_CFG["channels"]), Discriminator(GAN_CFG["channels"], GAN_CFG["pac"])
     g.apply(dcgan_init)
     d.apply(dcgan_init)
     opt_g = torch.optim.Adam(g.parameters(), lr=GAN_CFG["lr"], betas=(0.5, 0.999))

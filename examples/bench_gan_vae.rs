@@ -2,8 +2,8 @@
 //! models and losses of notebooks/GAN-VAE.ipynb, included from the notebook's items
 //! (build.rs writes them to `OUT_DIR/nb_GAN-VAE_items.rs`), at the cpu profile's
 //! configuration (50,000 images 1x28x28, batch 64; VAE hidden 512, latent 20, Adam 1e-3;
-//! DCGAN with 32 feature maps, latent 64, Adam(4e-4, beta1 0.5), the generator's moving
-//! average updated after every step). Prints JSON lines
+//! DCGAN with 32 feature maps, latent 64, the discriminator judging packs of 2 images,
+//! Adam(4e-4, beta1 0.5), the generator's moving average updated after every step). Prints JSON lines
 //! `{"bench": "vae_epoch"|"gan_epoch", "seconds": ..., "unit": "epoch"}` after a warm-up.
 //! Run through `python bench/run.py gan_vae`.
 #![allow(dead_code, unused_imports, clippy::all)]
@@ -48,7 +48,7 @@ fn main() -> hw4::Result<()> {
         nn::VarStore::new(Device::Cpu),
     );
     let g = Generator::new(g_vs.root() / "generator", 64, (1, 28, 28), 32);
-    let d = Discriminator::new(d_vs.root() / "discriminator", (1, 28, 28), 32);
+    let d = Discriminator::new(d_vs.root() / "discriminator", (1, 28, 28), 32, 2);
     let adam = nn::Adam {
         beta1: 0.5,
         ..Default::default()
