@@ -20,9 +20,9 @@ pub struct TwoSampleConfig {
     pub channels: i64,
     /// Most training epochs. Training stops earlier once the validation part's loss
     /// has not improved for `patience` epochs, and the best epoch's weights are the
-    /// ones scored on the held-out part. The default cap is high enough that the
-    /// critic converges (patience stops it) on MNIST-sized sets: a critic stopped by the
-    /// cap while still improving understates how well the sets can be told apart.
+    /// ones scored on the held-out part. A critic stopped by the cap while still
+    /// improving understates how well the sets can be told apart, so the cap is set well
+    /// above the epochs a critic usually needs; `TwoSampleResult::epochs_run` tells.
     pub epochs: usize,
     pub patience: usize,
     pub batch_size: usize,
