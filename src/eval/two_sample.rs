@@ -7,7 +7,9 @@
 //! This module keeps the bookkeeping: the seeded split into a training, a validation
 //! and a held-out part, the held-out score, the repeats. The discriminator and its
 //! training are the caller's (the GAN-VAE notebook defines them), passed in as a
-//! function from [`Parts`] to a [`Trained`] critic.
+//! function from [`Parts`] to a [`Trained`] critic. Each critic can also be scored on
+//! [`Unseen`] sets that nothing was fitted on (the notebook's test split), so that the
+//! test images only ever serve as a final score.
 
 use crate::error::{Error, Result};
 use tch::nn::Module;
@@ -141,6 +143,15 @@ fn check(real: &Tensor, fake: &Tensor, cfg: &TwoSampleConfig) -> Result<usize> {
     Ok(n)
 }
 
+/// Two sets that no critic trains or stops on (e.g. the test split against fresh
+/// samples). After each split's critic is fitted, it is also scored on up to as many
+/// images of each as that split holds out, drawn with the split's seed.
+#[derive(Debug, Clone, Copy)]
+pub struct Unseen<'a> {
+    pub real: &'a Tensor,
+    pub fake: &'a Tensor,
+}
+
 /// Runs the test on `real` and `fake` images (same shape apart from N, any device):
 /// both are shuffled with the seed, cut to the same count `n` and split into a
 /// training part, a validation part (early stopping) and a held-out part (the score).
@@ -151,7 +162,29 @@ pub fn test(
     cfg: &TwoSampleConfig,
     train: TrainCritic,
 ) -> Result<TwoSampleResult> {
+    Ok(test_with_unseen(real, fake, None, cfg, train)?.0)
+}
+
+/// [`test`], and the same critic scored on the [`Unseen`] sets: the second result has
+/// the first one's training counts and epochs, and `n_test` images of each unseen set.
+pub fn test_with_unseen(
+    real: &Tensor,
+    fake: &Tensor,
+    unseen: Option<Unseen>,
+    cfg: &TwoSampleConfig,
+    train: TrainCritic,
+) -> Result<(TwoSampleResult, Option<TwoSampleResult>)> {
     let n = check(real, fake, cfg)?;
+    if let Some(u) = unseen {
+        check(u.real, u.fake, cfg)?;
+        if u.real.size()[1..] != real.size()[1..] {
+            return Err(Error::msg(format!(
+                "two-sample test: the unseen images {:?} differ in shape from the fitted ones {:?}",
+                u.real.size(),
+                real.size()
+            )));
+        }
+    }
     let device = real.device();
     let pick = |x: &Tensor, seed: u64| {
         let p = crate::data::permutation(x.size()[0] as usize, seed);
@@ -185,22 +218,43 @@ pub fn test(
         seed: cfg.seed,
     };
     let trained = train(&parts, cfg)?;
-    let start = n_train + n_valid;
     let critic = trained.critic.as_ref();
-    let real_hits = logits_in_chunks(critic, &real.narrow(0, start, n_test)).gt(0.0);
-    let fake_hits = logits_in_chunks(critic, &fake.narrow(0, start, n_test)).le(0.0);
-    let rate = |t: Tensor| t.sum(Kind::Int64).int64_value(&[]) as f64 / n_test as f64;
-    let (ra, fa) = (rate(real_hits), rate(fake_hits));
-    Ok(TwoSampleResult {
-        accuracy: (ra + fa) / 2.0,
-        real_accuracy: ra,
-        fake_accuracy: fa,
-        n_train: n_train as usize,
-        n_valid: n_valid as usize,
-        n_test: n_test as usize,
-        best_epoch: trained.best_epoch,
-        epochs_run: trained.epochs_run,
-    })
+    let score = |real: &Tensor, fake: &Tensor| {
+        let n = real.size()[0];
+        let real_hits = logits_in_chunks(critic, real).gt(0.0);
+        let fake_hits = logits_in_chunks(critic, fake).le(0.0);
+        let rate = |t: Tensor| t.sum(Kind::Int64).int64_value(&[]) as f64 / n as f64;
+        let (ra, fa) = (rate(real_hits), rate(fake_hits));
+        TwoSampleResult {
+            accuracy: (ra + fa) / 2.0,
+            real_accuracy: ra,
+            fake_accuracy: fa,
+            n_train: n_train as usize,
+            n_valid: n_valid as usize,
+            n_test: n as usize,
+            best_epoch: trained.best_epoch,
+            epochs_run: trained.epochs_run,
+        }
+    };
+    let start = n_train + n_valid;
+    let held_out = score(
+        &real.narrow(0, start, n_test),
+        &fake.narrow(0, start, n_test),
+    );
+    let unseen = unseen.map(|u| {
+        let n_u = n_test.min(u.real.size()[0]).min(u.fake.size()[0]) as usize;
+        let pick_u = |x: &Tensor, seed: u64| {
+            let p = crate::data::permutation(x.size()[0] as usize, seed);
+            x.index_select(0, &Tensor::from_slice(&p[..n_u]).to_device(x.device()))
+                .to_device(device)
+                .to_kind(Kind::Float)
+        };
+        score(
+            &pick_u(u.real, cfg.seed.wrapping_add(2)),
+            &pick_u(u.fake, cfg.seed.wrapping_add(3)),
+        )
+    });
+    Ok((held_out, unseen))
 }
 
 /// [`test`] `repeats` times with the seeds `cfg.seed + 7919 k`, k = 0..repeats.
@@ -211,18 +265,38 @@ pub fn test_repeated(
     repeats: usize,
     train: TrainCritic,
 ) -> Result<TwoSampleSummary> {
+    Ok(test_repeated_with_unseen(real, fake, None, cfg, repeats, train)?.0)
+}
+
+/// [`test_with_unseen`] `repeats` times with the seeds `cfg.seed + 7919 k`: the summary
+/// of the held-out scores and, with [`Unseen`] sets, that of the same critics on them.
+pub fn test_repeated_with_unseen(
+    real: &Tensor,
+    fake: &Tensor,
+    unseen: Option<Unseen>,
+    cfg: &TwoSampleConfig,
+    repeats: usize,
+    train: TrainCritic,
+) -> Result<(TwoSampleSummary, Option<TwoSampleSummary>)> {
     if repeats == 0 {
         return Err(Error::msg("two-sample test: repeats must be at least 1"));
     }
-    let runs = (0..repeats as u64)
+    let (runs, unseen_runs): (Vec<_>, Vec<_>) = (0..repeats as u64)
         .map(|k| {
             let cfg = TwoSampleConfig {
                 seed: cfg.seed.wrapping_add(7919 * k),
                 ..cfg.clone()
             };
-            test(real, fake, &cfg, train)
+            test_with_unseen(real, fake, unseen, &cfg, train)
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let unseen_runs: Option<Vec<_>> = unseen_runs.into_iter().collect();
+    Ok((summary(runs), unseen_runs.map(summary)))
+}
+
+fn summary(runs: Vec<TwoSampleResult>) -> TwoSampleSummary {
     let acc: Vec<f64> = runs.iter().map(|r| r.accuracy).collect();
     let mean = acc.iter().sum::<f64>() / acc.len() as f64;
     let var = if acc.len() > 1 {
@@ -230,11 +304,11 @@ pub fn test_repeated(
     } else {
         0.0
     };
-    Ok(TwoSampleSummary {
+    TwoSampleSummary {
         mean,
         std: var.sqrt(),
         runs,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -350,6 +424,96 @@ mod tests {
             *seen.borrow(),
             [(40, 10, 5), (40, 10, 5), (40, 10, 5 + 7919)]
         );
+    }
+
+    #[test]
+    fn the_same_critic_scores_the_unseen_sets() {
+        let _g = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let opts = (Kind::Float, Device::Cpu);
+        let real = Tensor::ones([50, 1, 2, 2], opts);
+        let fake = Tensor::zeros([60, 1, 2, 2], opts);
+        let fits = std::cell::Cell::new(0);
+        let bright = |_: &Parts, cfg: &TwoSampleConfig| -> Result<Trained> {
+            fits.set(fits.get() + 1);
+            let critic = nn::func(|x| x.mean_dim(&[1i64, 2, 3][..], false, Kind::Float) - 0.5);
+            Ok(Trained {
+                critic: Box::new(critic),
+                best_epoch: 2,
+                epochs_run: cfg.epochs,
+            })
+        };
+        // Unseen sets the other way round: the critic fitted on (bright = real) gets all
+        // of them wrong, so a score of 0 proves that they, not the held-out part, were scored.
+        let (u_real, u_fake) = (
+            Tensor::zeros([12, 1, 2, 2], opts),
+            Tensor::ones([40, 1, 2, 2], opts),
+        );
+        let unseen = Unseen {
+            real: &u_real,
+            fake: &u_fake,
+        };
+        let (r, u) = test_with_unseen(&real, &fake, Some(unseen), &cfg(), &bright).unwrap();
+        let u = u.unwrap();
+        assert_eq!(fits.get(), 1);
+        assert_eq!(r.accuracy, 1.0);
+        assert_eq!(
+            (u.accuracy, u.real_accuracy, u.fake_accuracy),
+            (0.0, 0.0, 0.0)
+        );
+        assert_eq!(
+            (u.n_train, u.n_valid, u.n_test, u.best_epoch),
+            (20, 5, 12, 2)
+        );
+        let (s, su) =
+            test_repeated_with_unseen(&real, &fake, Some(unseen), &cfg(), 3, &bright).unwrap();
+        assert_eq!(fits.get(), 4);
+        let su = su.unwrap();
+        assert_eq!(
+            (s.runs.len(), su.runs.len(), s.mean, su.mean),
+            (3, 3, 1.0, 0.0)
+        );
+        let (_, none) = test_repeated_with_unseen(&real, &fake, None, &cfg(), 2, &bright).unwrap();
+        assert!(none.is_none());
+        let wrong = Tensor::zeros([12, 1, 3, 2], opts);
+        let err = test_with_unseen(
+            &real,
+            &fake,
+            Some(Unseen {
+                real: &wrong,
+                fake: &wrong,
+            }),
+            &cfg(),
+            &bright,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unseen images"), "{err}");
+    }
+
+    #[test]
+    fn unseen_sets_from_the_same_distribution_give_about_one_half() {
+        let _g = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        crate::seed(13);
+        let opts = (Kind::Float, Device::Cpu);
+        let real = Tensor::rand([400, 1, 8, 8], opts) * 0.6;
+        let fake = Tensor::rand([400, 1, 8, 8], opts) * 0.6 + 0.4;
+        let (u_real, u_fake) = (
+            Tensor::rand([300, 1, 8, 8], opts) * 0.6,
+            Tensor::rand([300, 1, 8, 8], opts) * 0.6,
+        );
+        let unseen = Unseen {
+            real: &u_real,
+            fake: &u_fake,
+        };
+        let (r, u) = test_with_unseen(&real, &fake, Some(unseen), &cfg(), &linear).unwrap();
+        let u = u.unwrap();
+        assert!(r.accuracy > 0.95, "{r:?}");
+        // Both unseen sets look "real" to the critic: the real ones right, the others wrong.
+        assert!((u.accuracy - 0.5).abs() < 0.06, "{u:?}");
+        assert!(u.real_accuracy > 0.9 && u.fake_accuracy < 0.1, "{u:?}");
+        assert_eq!(u.n_test, r.n_test);
+        let again = test_with_unseen(&real, &fake, Some(unseen), &cfg(), &linear).unwrap();
+        assert_eq!(again.1.unwrap(), u);
     }
 
     #[test]
