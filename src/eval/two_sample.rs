@@ -186,13 +186,14 @@ pub fn test_with_unseen(
         }
     }
     let device = real.device();
-    let pick = |x: &Tensor, seed: u64| {
+    // `count` images of `x`, shuffled with `seed`, as floats on `device`.
+    let pick = |x: &Tensor, seed: u64, count: usize| {
         let p = crate::data::permutation(x.size()[0] as usize, seed);
-        x.index_select(0, &Tensor::from_slice(&p[..n]).to_device(x.device()))
+        x.index_select(0, &Tensor::from_slice(&p[..count]).to_device(x.device()))
             .to_device(device)
             .to_kind(Kind::Float)
     };
-    let (real, fake) = (pick(real, cfg.seed), pick(fake, cfg.seed + 1));
+    let (real, fake) = (pick(real, cfg.seed, n), pick(fake, cfg.seed + 1, n));
     let n_train = ((n as f64 * cfg.train_fraction) as i64).max(1);
     let n_valid = ((n as f64 * cfg.valid_fraction) as i64).max(1);
     let n_test = n as i64 - n_train - n_valid;
@@ -243,15 +244,9 @@ pub fn test_with_unseen(
     );
     let unseen = unseen.map(|u| {
         let n_u = n_test.min(u.real.size()[0]).min(u.fake.size()[0]) as usize;
-        let pick_u = |x: &Tensor, seed: u64| {
-            let p = crate::data::permutation(x.size()[0] as usize, seed);
-            x.index_select(0, &Tensor::from_slice(&p[..n_u]).to_device(x.device()))
-                .to_device(device)
-                .to_kind(Kind::Float)
-        };
         score(
-            &pick_u(u.real, cfg.seed.wrapping_add(2)),
-            &pick_u(u.fake, cfg.seed.wrapping_add(3)),
+            &pick(u.real, cfg.seed.wrapping_add(2), n_u),
+            &pick(u.fake, cfg.seed.wrapping_add(3), n_u),
         )
     });
     Ok((held_out, unseen))
