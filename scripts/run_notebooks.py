@@ -5,7 +5,9 @@
 
 Each notebook runs in a fresh kernel with its folder as working directory; the
 executed copy is written to <out>/<Notebook>/<Notebook>.ipynb (default out:
-outputs/). The run fails, naming the notebook and cell, on an error output, a panic
+outputs/), and what the kernel writes (metrics.json, checkpoints, figures, the
+evaluators' weight cache) goes under <out> too, unless HW4_OUTPUT_DIR says otherwise:
+a smoke run with --out never touches the results in outputs/. The run fails, naming the notebook and cell, on an error output, a panic
 ("panicked at" on stderr, or the cell error evcxr raises for it) or a cell timeout.
 
 With --repro, reproducibility is checked two ways: (a) the notebook is executed a
@@ -309,6 +311,9 @@ def main():
                     help="seconds for the first cell, which compiles the hw4 crate (default 1800)")
     ap.add_argument("--out", type=Path, default=ROOT / "outputs")
     args = ap.parse_args()
+    args.out = args.out.resolve()
+    # The kernel writes under HW4_OUTPUT_DIR; without it, under the same --out folder.
+    os.environ.setdefault("HW4_OUTPUT_DIR", str(args.out))
     timeout = args.timeout or {"smoke": 300, "cpu": 3600, "gpu": 7200}.get(args.profile, 7200)
     total_good = total = 0
     failed = False

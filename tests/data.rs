@@ -41,6 +41,11 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// A path as the loaders name it in messages (relative to the project where it can be).
+fn shown(p: &Path) -> String {
+    data::show_path(p)
+}
+
 fn f32s(t: &Tensor) -> Vec<f32> {
     Vec::try_from(t.flatten(0, -1).to_kind(Kind::Float)).unwrap()
 }
@@ -217,7 +222,7 @@ fn real_mnist_test_split_only_layout() {
         m.describe(),
         format!(
             "mnist: 10000 test images 28x28 from {} (shared data) (no training split there: using the test split)",
-            d.display()
+            shown(&d)
         )
     );
     assert!(data::load_mnist_test_source(&source).unwrap().is_none());
@@ -502,7 +507,7 @@ fn captcha_err(dir: &Path) -> String {
         snapshot(dir),
         before,
         "the loader changed files in {}",
-        dir.display()
+        shown(dir)
     );
     eprintln!("bad input -> {e}");
     e
@@ -515,7 +520,7 @@ fn mnist_err(dir: &Path) -> String {
         snapshot(dir),
         before,
         "the loader changed files in {}",
-        dir.display()
+        shown(dir)
     );
     eprintln!("bad input -> {e}");
     e
@@ -538,7 +543,7 @@ fn bad_captcha_folders() {
     assert!(
         e.starts_with(&format!(
             "{}: corrupt or truncated image (",
-            d.join("2345b.png").display()
+            shown(&d.join("2345b.png"))
         )),
         "{e}"
     );
@@ -555,7 +560,7 @@ fn bad_captcha_folders() {
     assert!(
         e.starts_with(&format!(
             "{}: corrupt or truncated image (",
-            d.join("bcdef.png").display()
+            shown(&d.join("bcdef.png"))
         )),
         "{e}"
     );
@@ -569,7 +574,7 @@ fn bad_captcha_folders() {
         e,
         format!(
             "{}: label \"2a456\" has 'a', which is not in the captcha alphabet \"2345678bcdefgmnpwxy\"",
-            d.join("2a456.png").display()
+            shown(&d.join("2a456.png"))
         )
     );
 
@@ -582,7 +587,7 @@ fn bad_captcha_folders() {
         e,
         format!(
             "{}: label \"2345\" has 4 characters, expected 5",
-            d.join("2345.png").display()
+            shown(&d.join("2345.png"))
         )
     );
 
@@ -594,7 +599,7 @@ fn bad_captcha_folders() {
         e,
         format!(
             "{}: no PNG or JPEG images (a captcha folder holds files named <label>.png); 1 other files there",
-            d.display()
+            shown(&d)
         )
     );
 
@@ -607,7 +612,7 @@ fn bad_captcha_folders() {
         e,
         format!(
             "{}: no such folder (expected captcha images named <label>.png)",
-            d.display()
+            shown(&d)
         )
     );
 
@@ -721,7 +726,7 @@ fn bad_mnist_files() {
         std::fs::write(d.join("t10k-labels-idx1-ubyte"), labels).unwrap();
         (mnist_err(&d), d)
     };
-    let path = |d: &Path, f: &str| d.join(f).display().to_string();
+    let path = |d: &Path, f: &str| shown(&d.join(f));
 
     // 8. Wrong magic number (labels file given as images).
     let (e, d) = case("magic", labels_ok.clone(), labels_ok.clone());
@@ -809,7 +814,7 @@ fn bad_mnist_files() {
         e,
         format!(
             "{}: found train-images-idx3-ubyte.gz but not train-labels-idx1-ubyte[.gz] beside it; the download is incomplete (see data/README.md)",
-            d.display()
+            shown(&d)
         )
     );
 
@@ -820,7 +825,7 @@ fn bad_mnist_files() {
         e,
         format!(
             "{}: no MNIST files (expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or the t10k-* pair)",
-            d.display()
+            shown(&d)
         )
     );
 
@@ -831,7 +836,7 @@ fn bad_mnist_files() {
         e,
         format!(
             "{}: no such folder (expected the MNIST IDX files there)",
-            d.display()
+            shown(&d)
         )
     );
 }

@@ -138,7 +138,8 @@ def lab(tmp_path_factory):
     (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
         json.dumps({"windowingMode": "none"}))
     port, token = free_port(), "hw4-ui-test"
-    env = dict(os.environ, HW4_PROFILE="smoke", HW4_FIGURE_MARKERS="1",
+    # The kernels write under outputs/ui/outputs, never over the results in outputs/.
+    env = dict(os.environ, HW4_PROFILE="smoke", HW4_FIGURE_MARKERS="1", HW4_OUTPUT_DIR=str(UI / "outputs"),
                JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTER_CONFIG_DIR=str(settings / "config"))
     log = open(UI / "jupyterlab.log", "w")
     server = subprocess.Popen(
