@@ -7,8 +7,9 @@ Each notebook runs in a fresh kernel with its folder as working directory; the
 executed copy is written to <out>/<Notebook>/<Notebook>.ipynb (default out:
 outputs/), and what the kernel writes (metrics.json, checkpoints, figures, the
 evaluators' weight cache) goes under <out> too, unless HW4_OUTPUT_DIR says otherwise:
-a smoke run with --out never touches the results in outputs/. The run fails, naming the notebook and cell, on an error output, a panic
-("panicked at" on stderr, or the cell error evcxr raises for it) or a cell timeout.
+a smoke run with --out never touches the results in outputs/. The run fails, naming
+the notebook and cell, on an error output, a panic ("panicked at" on stderr, or the
+cell error evcxr raises for it) or a cell timeout.
 
 With --repro, reproducibility is checked two ways: (a) the notebook is executed a
 second time in another fresh kernel and every code cell's stdout and displayed data
@@ -255,7 +256,7 @@ def describe(a, b):
 def record_wall_time(nbname, seconds):
     """Adds the whole notebook's wall time (kernel start included) to the metrics.json
     the notebook wrote, as `time.notebook_s` (a wall time: never compared)."""
-    path = Path(os.environ.get("HW4_OUTPUT_DIR") or ROOT / "outputs") / nbname / "metrics.json"
+    path = Path(os.environ["HW4_OUTPUT_DIR"]) / nbname / "metrics.json"  # set by main()
     if not path.exists():
         return
     metrics = json.loads(path.read_text())

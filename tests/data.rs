@@ -41,11 +41,6 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// A path as the loaders name it in messages (relative to the project where it can be).
-fn shown(p: &Path) -> String {
-    data::show_path(p)
-}
-
 fn f32s(t: &Tensor) -> Vec<f32> {
     Vec::try_from(t.flatten(0, -1).to_kind(Kind::Float)).unwrap()
 }
@@ -222,7 +217,7 @@ fn real_mnist_test_split_only_layout() {
         m.describe(),
         format!(
             "mnist: 10000 test images 28x28 from {} (shared data) (no training split there: using the test split)",
-            shown(&d)
+            data::show_path(&d)
         )
     );
     assert!(data::load_mnist_test_source(&source).unwrap().is_none());
@@ -507,7 +502,7 @@ fn captcha_err(dir: &Path) -> String {
         snapshot(dir),
         before,
         "the loader changed files in {}",
-        shown(dir)
+        data::show_path(dir)
     );
     eprintln!("bad input -> {e}");
     e
@@ -520,7 +515,7 @@ fn mnist_err(dir: &Path) -> String {
         snapshot(dir),
         before,
         "the loader changed files in {}",
-        shown(dir)
+        data::show_path(dir)
     );
     eprintln!("bad input -> {e}");
     e
@@ -543,7 +538,7 @@ fn bad_captcha_folders() {
     assert!(
         e.starts_with(&format!(
             "{}: corrupt or truncated image (",
-            shown(&d.join("2345b.png"))
+            data::show_path(&d.join("2345b.png"))
         )),
         "{e}"
     );
@@ -560,7 +555,7 @@ fn bad_captcha_folders() {
     assert!(
         e.starts_with(&format!(
             "{}: corrupt or truncated image (",
-            shown(&d.join("bcdef.png"))
+            data::show_path(&d.join("bcdef.png"))
         )),
         "{e}"
     );
@@ -574,7 +569,7 @@ fn bad_captcha_folders() {
         e,
         format!(
             "{}: label \"2a456\" has 'a', which is not in the captcha alphabet \"2345678bcdefgmnpwxy\"",
-            shown(&d.join("2a456.png"))
+            data::show_path(&d.join("2a456.png"))
         )
     );
 
@@ -587,7 +582,7 @@ fn bad_captcha_folders() {
         e,
         format!(
             "{}: label \"2345\" has 4 characters, expected 5",
-            shown(&d.join("2345.png"))
+            data::show_path(&d.join("2345.png"))
         )
     );
 
@@ -599,7 +594,7 @@ fn bad_captcha_folders() {
         e,
         format!(
             "{}: no PNG or JPEG images (a captcha folder holds files named <label>.png); 1 other files there",
-            shown(&d)
+            data::show_path(&d)
         )
     );
 
@@ -612,7 +607,7 @@ fn bad_captcha_folders() {
         e,
         format!(
             "{}: no such folder (expected captcha images named <label>.png)",
-            shown(&d)
+            data::show_path(&d)
         )
     );
 
@@ -726,7 +721,7 @@ fn bad_mnist_files() {
         std::fs::write(d.join("t10k-labels-idx1-ubyte"), labels).unwrap();
         (mnist_err(&d), d)
     };
-    let path = |d: &Path, f: &str| shown(&d.join(f));
+    let path = |d: &Path, f: &str| data::show_path(&d.join(f));
 
     // 8. Wrong magic number (labels file given as images).
     let (e, d) = case("magic", labels_ok.clone(), labels_ok.clone());
@@ -814,7 +809,7 @@ fn bad_mnist_files() {
         e,
         format!(
             "{}: found train-images-idx3-ubyte.gz but not train-labels-idx1-ubyte[.gz] beside it; the download is incomplete (see data/README.md)",
-            shown(&d)
+            data::show_path(&d)
         )
     );
 
@@ -825,7 +820,7 @@ fn bad_mnist_files() {
         e,
         format!(
             "{}: no MNIST files (expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or the t10k-* pair)",
-            shown(&d)
+            data::show_path(&d)
         )
     );
 
@@ -836,7 +831,7 @@ fn bad_mnist_files() {
         e,
         format!(
             "{}: no such folder (expected the MNIST IDX files there)",
-            shown(&d)
+            data::show_path(&d)
         )
     );
 }
