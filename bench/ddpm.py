@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-UNET_KEYS = ("in_ch", "out_ch", "base", "temb_size", "norm_groups", "layers_down", "layers_up", "num_heads")
+UNET_KEYS = ("in_ch", "out_ch", "base", "temb_size", "norm_groups", "layers_down", "layers_up", "num_heads", "bf16")
 
 
 def bench_config():
@@ -145,8 +145,9 @@ def sinusoidal(t, dim, max_period=10000.0):
 
 
 class UNet(nn.Module):
-    def __init__(self, in_ch, out_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads):
+    def __init__(self, in_ch, out_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads, bf16=False):
         super().__init__()
+        self.bf16 = bf16
         c = base
         outs = [c, c, 2 * c, 2 * c, 4 * c, 4 * c]
         ins = [c] + outs[:-1]
@@ -174,15 +175,18 @@ class UNet(nn.Module):
         return self.forward_with_emb(x, self.time_embedding(t))
 
     def forward_with_emb(self, x, temb):
-        x = self.conv_in(x)
-        skips = [x]
-        for d in self.downs:
-            x, hidden = d(x, temb)
-            skips += hidden
-        x = self.mid(x, temb)
-        for u in self.ups:
-            x = u(x, skips, temb)
-        return self.conv_out(F.silu(self.norm_out(x)))
+        # The notebook's UNet::forward_with_emb: with bf16, autocast up to the output convolution.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            x = self.conv_in(x)
+            skips = [x]
+            for d in self.downs:
+                x, hidden = d(x, temb)
+                skips += hidden
+            x = self.mid(x, temb)
+            for u in self.ups:
+                x = u(x, skips, temb)
+            x = F.silu(self.norm_out(x)).float()
+        return self.conv_out(x)
 
 
 class TextEncoder(nn.Module):
@@ -205,9 +209,10 @@ class TextEncoder(nn.Module):
 class CondUNet(nn.Module):
     """eps_theta(x_t, t, y): the U-Net on [x_t; template], text vector added to the time embedding."""
 
-    def __init__(self, in_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads, vocab, text_len, char_dim):
+    def __init__(self, in_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads, vocab, text_len, char_dim,
+                 bf16=False):
         super().__init__()
-        self.unet = UNet(in_ch + 1, in_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads)
+        self.unet = UNet(in_ch + 1, in_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads, bf16)
         self.text = TextEncoder(vocab, text_len, char_dim, 4 * temb_size)
         self.text_len, self.null_code = text_len, vocab
 
@@ -217,7 +222,7 @@ class CondUNet(nn.Module):
 
 
 COND_KEYS = ("in_ch", "base", "temb_size", "norm_groups", "layers_down", "layers_up", "num_heads",
-             "vocab", "text_len", "char_dim")
+             "vocab", "text_len", "char_dim", "bf16")
 
 
 def min_snr_weights(abar, gamma):

@@ -41,8 +41,13 @@ fn main() {
     tch::set_num_threads(env_or("HW4_THREADS", 2));
     tch::manual_seed(0);
     let device = Device::Cpu;
-    // The cpu profile of the notebook: its U-Net preset and image size, batch 16.
-    let cfg = UNetConfig::cpu();
+    // The cpu profile of the notebook: its U-Net preset and image size, batch 16, and the
+    // session's mixed-precision switch as the notebook sets it (HW4_BF16; see hw4::cpu).
+    let bf16 = hw4::cpu::bf16_from_env().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = UNetConfig {
+        bf16,
+        ..UNetConfig::cpu()
+    };
     let (height, width) = image_size(Profile::Cpu);
     let batch: i64 = env_or("DDPM_BATCH", 16);
     let sched_cfg = SchedulerConfig::default();
@@ -77,7 +82,7 @@ fn main() {
     let config = hw4::serde_json::json!({
         "in_ch": 1, "out_ch": 1, "base": cfg.base_ch, "temb_size": cfg.temb_size,
         "norm_groups": cfg.norm_groups, "layers_down": cfg.layers_down, "layers_up": cfg.layers_up,
-        "num_heads": cfg.num_heads, "batch": batch, "height": height, "width": width,
+        "num_heads": cfg.num_heads, "bf16": cfg.bf16, "batch": batch, "height": height, "width": width,
         "num_train_timesteps": sched_cfg.num_train_timesteps,
         "beta_start": sched_cfg.beta_start, "beta_end": sched_cfg.beta_end,
     });
@@ -94,6 +99,11 @@ fn main() {
 fn cond_unet_train_step(device: Device, batch: i64, n: u32) {
     tch::manual_seed(1);
     let cfg = CondConfig::cpu();
+    let bf16 = hw4::cpu::bf16_from_env().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = CondConfig {
+        unet: UNetConfig { bf16, ..cfg.unet },
+        ..cfg
+    };
     let train_cfg = CondTrainConfig::cpu();
     // The captchas' alphabet (`alphabet.len()` in the notebook, read from the labels).
     let vocab = data::Alphabet::new(data::CAPTCHA_ALPHABET).len() as i64;
@@ -152,7 +162,7 @@ fn cond_unet_train_step(device: Device, batch: i64, n: u32) {
     let config = hw4::serde_json::json!({
         "cond_in_ch": c, "cond_base": u.base_ch, "cond_temb_size": u.temb_size,
         "cond_norm_groups": u.norm_groups, "cond_layers_down": u.layers_down,
-        "cond_layers_up": u.layers_up, "cond_num_heads": u.num_heads,
+        "cond_layers_up": u.layers_up, "cond_num_heads": u.num_heads, "cond_bf16": u.bf16,
         "cond_text_len": cfg.text_len, "cond_char_dim": cfg.char_dim, "cond_vocab": vocab,
         "cond_batch": batch, "cond_height": h, "cond_width": w,
         "cond_num_train_timesteps": sched_cfg.num_train_timesteps,

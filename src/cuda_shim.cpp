@@ -134,3 +134,26 @@ extern "C" int hw4_rng_set_state(int device, const at::Tensor* state, char* err,
     return 1;
   }
 }
+
+// LibTorch's CPU autocast (torch.autocast("cpu", dtype=torch.bfloat16)), which tch
+// does not expose: its switch is thread-local, so enter and exit run on one thread,
+// around one forward pass. `enter` returns the previous state for `exit`; `exit`
+// clears the cast-weight cache when the outermost region ends, as PyTorch's
+// autocast.__exit__ does, so that no stale bfloat16 copy of a weight outlives an
+// optimiser step.
+#include <ATen/autocast_mode.h>
+
+extern "C" int hw4_autocast_cpu_enter() {
+  const bool prev = at::autocast::is_autocast_enabled(at::kCPU);
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::increment_nesting();
+  return prev ? 1 : 0;
+}
+
+extern "C" void hw4_autocast_cpu_exit(int prev) {
+  if (at::autocast::decrement_nesting() == 0) {
+    at::autocast::clear_cache();
+  }
+  at::autocast::set_autocast_enabled(at::kCPU, prev != 0);
+}

@@ -115,6 +115,7 @@ mod tests {
             threads: 1,
             cpu_mode: crate::cpu::CpuMode::Native,
             cpu_isa: "AVX2".into(),
+            bf16: false,
             out_dir,
         }
     }

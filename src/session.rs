@@ -125,6 +125,9 @@ pub struct Session {
     pub cpu_mode: CpuMode,
     /// The instruction set of ATen's CPU kernels, e.g. `AVX512` or `AVX2`.
     pub cpu_isa: String,
+    /// Whether models that offer it train and sample in bfloat16 mixed precision on
+    /// the CPU (`HW4_BF16`, see [`crate::cpu::bf16_from_env`]); always off on CUDA.
+    pub bf16: bool,
     pub out_dir: PathBuf,
 }
 
@@ -174,6 +177,7 @@ impl Session {
         if device.is_cuda() {
             crate::cuda::deterministic_mode();
         }
+        let bf16 = crate::cpu::bf16_from_env()? && !device.is_cuda();
         TrainMode::from_env()?;
         let out_dir = output_root().join(notebook);
         std::fs::create_dir_all(&out_dir).map_err(|e| {
@@ -190,6 +194,7 @@ impl Session {
             threads,
             cpu_mode,
             cpu_isa,
+            bf16,
             out_dir,
         };
         s.seed(0);
@@ -199,14 +204,15 @@ impl Session {
     /// The session line: the same on every run of the same configuration.
     pub fn line(&self) -> String {
         format!(
-            "hw4 session: notebook={} device={} profile={} seed={} threads={} cpu={}({}) tch=0.24.0 libtorch=2.11.0",
+            "hw4 session: notebook={} device={} profile={} seed={} threads={} cpu={}({}) bf16={} tch=0.24.0 libtorch=2.11.0",
             self.notebook,
             device_name(self.device),
             self.profile.name(),
             self.seed,
             self.threads,
             self.cpu_mode.name(),
-            self.cpu_isa
+            self.cpu_isa,
+            if self.bf16 { "on" } else { "off" }
         )
     }
 
