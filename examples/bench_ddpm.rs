@@ -43,7 +43,10 @@ fn main() {
     let device = Device::Cpu;
     // The cpu profile of the notebook: its U-Net preset and image size, batch 16, and the
     // session's mixed-precision switch as the notebook sets it (HW4_BF16; see hw4::cpu).
-    let bf16 = hw4::cpu::bf16_from_env().unwrap_or_else(|e| panic!("{e}"));
+    let bf16 = hw4::cpu::bf16_from_env().unwrap_or_else(|e| {
+        eprintln!("bench_ddpm: {e}");
+        std::process::exit(2)
+    });
     let cfg = UNetConfig {
         bf16,
         ..UNetConfig::cpu()
@@ -87,7 +90,7 @@ fn main() {
         "beta_start": sched_cfg.beta_start, "beta_end": sched_cfg.beta_end,
     });
     println!("{{\"bench\": \"unet_train_step\", \"seconds\": {secs}, \"unit\": \"step\", \"params\": {params}, \"config\": {config}}}");
-    cond_unet_train_step(device, batch, n);
+    cond_unet_train_step(device, batch, n, bf16);
 }
 
 /// One training step of the conditional U-Net at the notebook's cpu profile (`CondConfig::cpu`,
@@ -96,10 +99,9 @@ fn main() {
 /// with the min-SNR-gamma weighted loss, AdamW through the notebook's `optim::Adam`. The
 /// images, character codes and glyph templates are random (the data are not what is timed);
 /// the EMA update and the learning-rate schedule of `train` are left out (the rate is the peak).
-fn cond_unet_train_step(device: Device, batch: i64, n: u32) {
+fn cond_unet_train_step(device: Device, batch: i64, n: u32, bf16: bool) {
     tch::manual_seed(1);
     let cfg = CondConfig::cpu();
-    let bf16 = hw4::cpu::bf16_from_env().unwrap_or_else(|e| panic!("{e}"));
     let cfg = CondConfig {
         unet: UNetConfig { bf16, ..cfg.unet },
         ..cfg

@@ -181,8 +181,8 @@ extern "C" {
 
 /// `HW4_BF16`: whether models that offer mixed precision use it on the CPU: `1` on,
 /// `0` or unset off. Off by default: on this project's AVX-512 BF16 machine it made the
-/// DDPM notebook 9% faster but its samples read a little worse (README, development
-/// notes). In portable mode oneDNN is pinned to AVX2, which emulates bfloat16.
+/// DDPM notebook about 9% faster, short of its time target, and its effect on the samples
+/// is not settled (README, development notes).
 pub fn bf16_from_env() -> Result<bool> {
     match std::env::var("HW4_BF16") {
         Ok(v) if !v.trim().is_empty() => match v.trim() {
