@@ -24,6 +24,7 @@ import json
 import os
 import queue
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -302,6 +303,21 @@ def run(nb_path, out_root, profile, repro, timeout, first_timeout):
     return good, len(code)
 
 
+def build_helpers(notebooks):
+    """Builds the programs notebooks start as child processes (the DDPM notebook's readers,
+    `examples/train_readers.rs`; see hw4::eval::background). A no-op when they are up to
+    date; if the build fails, the notebook trains the readers itself, one line says why."""
+    if not any(p.stem == "DDPM" for p in notebooks):
+        return
+    t0 = time.time()
+    r = subprocess.run(["cargo", "build", "--quiet", "--example", "train_readers"], cwd=ROOT,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log(f"cargo build --example train_readers failed; the readers train in the notebook:\n{r.stderr[-2000:]}")
+    else:
+        log(f"helper programs built in {time.time() - t0:.1f}s")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebooks", nargs="+", type=Path)
@@ -318,6 +334,7 @@ def main():
     timeout = args.timeout or {"smoke": 300, "cpu": 3600, "gpu": 7200}.get(args.profile, 7200)
     total_good = total = 0
     failed = False
+    build_helpers(args.notebooks)
     for nb_path in args.notebooks:
         nb_path = nb_path.resolve()
         if not nb_path.exists():
