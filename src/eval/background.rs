@@ -32,25 +32,22 @@ pub struct ReaderJob {
 
 impl ReaderJob {
     /// Starts the readers' training for a notebook whose OCR reads `ocr_size` (height,
-    /// width) images, unless one of `caches` (the files the readers cell will load) is
-    /// missing for a reason the child cannot fix (see the module's notes).
+    /// width) images, unless both `caches` (the files the readers cell will load) exist or
+    /// the child cannot run (see the module's notes).
     pub fn start(s: &Session, ocr_size: (i64, i64), caches: &[PathBuf]) -> Result<ReaderJob> {
+        let none = || ReaderJob {
+            child: None,
+            log: PathBuf::new(),
+            started: Instant::now(),
+        };
         let idle = |why: &str| {
             eprintln!(
                 "readers: not trained in the background ({why}); the readers cell trains them"
             );
-            ReaderJob {
-                child: None,
-                log: PathBuf::new(),
-                started: Instant::now(),
-            }
+            none()
         };
         if caches.iter().all(|p| p.exists()) {
-            return Ok(ReaderJob {
-                child: None,
-                log: PathBuf::new(),
-                started: Instant::now(),
-            });
+            return Ok(none());
         }
         if !s.train_enabled() {
             return Ok(idle("HW4_TRAIN=0"));
