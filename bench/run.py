@@ -41,6 +41,11 @@ def run_lines(cmd, env):
 def main():
     names = sys.argv[1:] or sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem != "run")
     env = dict(os.environ, HW4_THREADS=THREADS, OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS)
+    # Both sides wait for work as the notebook kernel does (scripts/kernel): OpenMP threads
+    # spin briefly before they sleep, unless HW4_OMP_SPIN=0.
+    if env.get("HW4_OMP_SPIN", "1") != "0":
+        env.pop("OMP_WAIT_POLICY", None)
+        env.setdefault("GOMP_SPINCOUNT", "10000")
     subprocess.run(["cargo", "build", "--examples"], cwd=ROOT, env=env, check=True)
     results = []
     for name in names:

@@ -12,6 +12,7 @@ export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PATH="$HW4_TOOLS/bin:$HW4_VENV/bin:$PATH"
 # LibTorch's OpenMP worker threads spin while they wait by default; on a machine
 # shared with other jobs that made 2-thread runs 17-100x slower (measured on the
-# DDPM U-Net). Passive waiting costs little on an idle machine. Applies equally to
-# the tch and PyTorch sides of the benchmarks.
+# DDPM U-Net), and `cargo test` runs several LibTorch users at once. So tools and
+# tests wait passively; the notebook kernel (scripts/kernel) and the benchmarks
+# (bench/run.py) spin briefly instead, which is faster when they have the cores.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"

@@ -1,8 +1,9 @@
 //! The readers' background training (`hw4::eval::background`, `examples/train_readers.rs`):
 //! the child process writes byte for byte the weights the readers cell would train
-//! itself; a child that computes other cache files than the notebook expects fails with
-//! a line naming its log (the cell then trains the readers); nothing starts when the
-//! caches exist or with `HW4_TRAIN=0`. Outputs go to a temporary folder.
+//! itself, and only the readers whose cache files it is given; a child that computes
+//! other cache files than the notebook expects fails with a line naming its log (the
+//! cell then trains the readers); nothing starts when the caches exist or with
+//! `HW4_TRAIN=0`. Outputs go to a temporary folder.
 
 use hw4::data;
 use hw4::eval::background::ReaderJob;
@@ -67,6 +68,12 @@ fn child_trains_the_same_weights_or_says_why_not() {
     std::env::set_var("HW4_TRAIN", "0");
     assert!(!ReaderJob::start(&s, size, &want).unwrap().running());
     std::env::remove_var("HW4_TRAIN");
+
+    // A child given only the slot reader's cache file trains only that reader.
+    let mut one = ReaderJob::start(&s, size, &want[1..]).unwrap();
+    assert!(one.running());
+    one.wait().unwrap();
+    assert!(!want[0].exists() && want[1].exists(), "{want:?}");
 
     let mut job = ReaderJob::start(&s, size, &want).unwrap();
     assert!(job.running());

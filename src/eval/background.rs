@@ -1,17 +1,17 @@
-//! Training the DDPM notebook's two captcha readers in a separate process while the
-//! notebook goes on. Both readers train on one LibTorch thread (`ocr::OneThread`), so
-//! on a two-core machine the readers cell leaves a core idle for minutes; started early
-//! as a child process (`examples/train_readers.rs`), they train on that core instead.
+//! Training the DDPM notebook's slot reader in a separate process while the readers cell
+//! trains the OCR. Both readers train on one LibTorch thread (`ocr::OneThread`), so on a
+//! two-core machine one trained after the other leaves a core idle for minutes; as a
+//! child process (`examples/train_readers.rs`) one of them trains on that core instead.
 //!
 //! A separate process, not a thread: LibTorch's random generator and intra-op thread
-//! pool are per process, and the notebook's cells draw from the generator while the
-//! readers train. The child writes the same cache files ([`super::cache`]) that the
-//! readers cell then loads, and the readers train alone on their thread either way, so
-//! their weights do not depend on whether the child or the cell trained them.
+//! pool are per process, and the cell draws from the generator while the child trains.
+//! The child writes the same cache files ([`super::cache`]) that the readers cell then
+//! loads, and each reader trains alone on its thread either way, so the weights do not
+//! depend on whether the child or the cell trained them.
 //!
-//! The child is not started (one line on stderr says why) when both cache files exist,
-//! when `HW4_TRAIN=0`, on CUDA, or when the program is not built or older than the
-//! crate's sources; the readers cell then trains them itself, as before.
+//! The child is not started (one line on stderr says why) when every cache file it would
+//! write exists, when `HW4_TRAIN=0`, on CUDA, or when the program is not built or older
+//! than the crate's sources; the readers cell then trains that reader itself.
 
 use crate::error::{Error, Result};
 use crate::session::{output_root, project_root, Session};
@@ -31,9 +31,9 @@ pub struct ReaderJob {
 }
 
 impl ReaderJob {
-    /// Starts the readers' training for a notebook whose OCR reads `ocr_size` (height,
-    /// width) images, unless both `caches` (the files the readers cell will load) exist or
-    /// the child cannot run (see the module's notes).
+    /// Starts a child that trains the readers whose cache files are `caches` (the files the
+    /// readers cell will load) for a notebook whose OCR reads `ocr_size` (height, width)
+    /// images, unless all of them exist or the child cannot run (see the module's notes).
     pub fn start(s: &Session, ocr_size: (i64, i64), caches: &[PathBuf]) -> Result<ReaderJob> {
         let none = || ReaderJob {
             child: None,
@@ -42,7 +42,7 @@ impl ReaderJob {
         };
         let idle = |why: &str| {
             eprintln!(
-                "readers: not trained in the background ({why}); the readers cell trains them"
+                "readers: not trained in the background ({why}); the readers cell trains them itself"
             );
             none()
         };
@@ -112,7 +112,7 @@ impl ReaderJob {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("");
             eprintln!(
-                "readers: the background training failed ({status}; {}: {last}); the readers cell trains them",
+                "readers: the background training failed ({status}; {}: {last}); the readers cell trains them itself",
                 crate::data::show_path(&self.log)
             );
         }
