@@ -85,12 +85,23 @@ fn main() -> Result<()> {
             codes,
         }
     };
-    let base = CondConfig::cpu();
-    let cond_cfg = match variant.as_str() {
-        "base" => base,
-        v => return Err(Error::msg(format!("unknown variant {v:?}: base"))),
+    let (cond_cfg, train) = (CondConfig::cpu(), CondTrainConfig::cpu());
+    let cond_train_cfg = match variant.as_str() {
+        "base" => train,
+        "epochs72" => CondTrainConfig {
+            epochs: 72,
+            ..train
+        },
+        "ema999" => CondTrainConfig {
+            ema_decay: 0.999,
+            ..train
+        },
+        v => {
+            return Err(Error::msg(format!(
+                "unknown variant {v:?}: base, epochs72, ema999"
+            )))
+        }
     };
-    let cond_train_cfg = CondTrainConfig::cpu();
     let cond_steps = cond_train_cfg.epochs * cond_labels.len().div_ceil(cond_train_cfg.batch_size);
     let cond_lr = WarmupCosine {
         peak_lr: cond_train_cfg.lr,
@@ -132,7 +143,17 @@ fn main() -> Result<()> {
         }
     }
     let donors = draw_donors(&mut rng, &train_idx, n_texts);
-    for w in [2.0, 4.0] {
+    // Guidance scales, `GUIDANCE=2,4` by default.
+    let scales: Vec<f64> = std::env::var("GUIDANCE")
+        .unwrap_or_else(|_| "2,4".into())
+        .split(',')
+        .map(|w| {
+            w.trim()
+                .parse()
+                .map_err(|_| Error::msg(format!("GUIDANCE: {w:?} is not a number")))
+        })
+        .collect::<Result<_>>()?;
+    for w in scales {
         let _ = s.seed(76);
         let t0 = Instant::now();
         let images = cond.generate(&texts, &donors, &vec![w; n_texts], Some(50), 128)?;
