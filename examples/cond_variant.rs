@@ -32,21 +32,6 @@ fn main() -> Result<()> {
         transform,
         ..data::CaptchaOpts::size(50, 200, FilterType::Triangle)
     })?;
-    let (ocr, _) = eval::ocr::Ocr::load_or_train(
-        &s,
-        &captchas,
-        &train_idx,
-        &valid_idx,
-        eval::ocr::OcrConfig::for_profile(s.profile),
-    )?;
-    let (reader, _) = eval::reader::SlotReader::load_or_train(
-        &s,
-        &captchas_full,
-        &train_idx,
-        &valid_idx,
-        eval::reader::SlotReaderConfig::for_profile(s.profile),
-    )?;
-
     // Cells "The captchas' font" and the hyper-parameters, as in the notebook.
     let cond_all = captchas.images.shallow_clone();
     let (cond_h, cond_w) = (img_h, img_w);
@@ -86,8 +71,19 @@ fn main() -> Result<()> {
         }
     };
     let (cond_cfg, train) = (CondConfig::cpu(), CondTrainConfig::cpu());
+    let cond_cfg = match variant.as_str() {
+        "selfcond" => CondConfig {
+            self_cond: true,
+            ..cond_cfg
+        },
+        _ => cond_cfg,
+    };
     let cond_train_cfg = match variant.as_str() {
-        "base" => train,
+        "base" | "selfcond" => train,
+        "plainloss" => CondTrainConfig {
+            min_snr_gamma: None,
+            ..train
+        },
         "epochs72" => CondTrainConfig {
             epochs: 72,
             ..train
@@ -98,7 +94,7 @@ fn main() -> Result<()> {
         },
         v => {
             return Err(Error::msg(format!(
-                "unknown variant {v:?}: base, epochs72, ema999"
+                "unknown variant {v:?}: base, epochs72, ema999, selfcond, plainloss"
             )))
         }
     };
@@ -128,6 +124,22 @@ fn main() -> Result<()> {
         history.epoch_loss.last().unwrap(),
         n_params(&cond.vs)
     );
+
+    // The readers after the training, so that a variant can start while they train elsewhere.
+    let (ocr, _) = eval::ocr::Ocr::load_or_train(
+        &s,
+        &captchas,
+        &train_idx,
+        &valid_idx,
+        eval::ocr::OcrConfig::for_profile(s.profile),
+    )?;
+    let (reader, _) = eval::reader::SlotReader::load_or_train(
+        &s,
+        &captchas_full,
+        &train_idx,
+        &valid_idx,
+        eval::reader::SlotReaderConfig::for_profile(s.profile),
+    )?;
 
     // Unseen texts (not the notebook's: another seed), one donor each.
     let mut rng = s.seed(9_074);
