@@ -210,19 +210,24 @@ class CondUNet(nn.Module):
     """eps_theta(x_t, t, y): the U-Net on [x_t; template], text vector added to the time embedding."""
 
     def __init__(self, in_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads, vocab, text_len, char_dim,
-                 bf16=False):
+                 bf16=False, self_cond=False):
         super().__init__()
-        self.unet = UNet(in_ch + 1, in_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads, bf16)
+        extra = in_ch if self_cond else 0
+        self.unet = UNet(in_ch + 1 + extra, in_ch, base, temb_size, norm_groups, layers_down, layers_up, num_heads, bf16)
         self.text = TextEncoder(vocab, text_len, char_dim, 4 * temb_size)
-        self.text_len, self.null_code = text_len, vocab
+        self.text_len, self.null_code, self.self_cond = text_len, vocab, self_cond
 
-    def forward(self, x, t, codes, template):
+    def forward(self, x, t, codes, template, x0_prev=None):
+        """With self-conditioning (Chen et al. 2023), x0_prev (zeros if None) is one more input channel."""
         emb = self.unet.time_embedding(t) + self.text(codes)
-        return self.unet.forward_with_emb(torch.cat([x, template], 1), emb)
+        inputs = [x, template]
+        if self.self_cond:
+            inputs.append(torch.zeros_like(x) if x0_prev is None else x0_prev)
+        return self.unet.forward_with_emb(torch.cat(inputs, 1), emb)
 
 
 COND_KEYS = ("in_ch", "base", "temb_size", "norm_groups", "layers_down", "layers_up", "num_heads",
-             "vocab", "text_len", "char_dim", "bf16")
+             "vocab", "text_len", "char_dim", "bf16", "self_cond")
 
 
 def min_snr_weights(abar, gamma):
@@ -243,7 +248,7 @@ def seconds_per_step(step, n):
 
 def bench_cond(cfg, n):
     torch.manual_seed(1)
-    c = {k: cfg["cond_" + k] for k in COND_KEYS}
+    c = {k: cfg["cond_" + k] for k in COND_KEYS if "cond_" + k in cfg}
     net = CondUNet(**c)
     params = sum(p.numel() for p in net.parameters())
     if params != cfg["cond_params"]:
@@ -261,7 +266,12 @@ def bench_cond(cfg, n):
     codes = torch.randint(0, c["vocab"], (batch, c["text_len"]))
     template = torch.rand(batch, ch, h, w) * 2 - 1
 
+    k = [0]
+
     def step():
+        # Self-conditioning's first pass on every other step (half of the batches, as in CondDdpm::train).
+        first_pass = c.get("self_cond", False) and k[0] % 2 == 1
+        k[0] += 1
         # CondDdpm::train: drop the condition (null codes, all-ones template) with probability p_uncond.
         dropped = torch.rand(batch) < p_uncond
         null_codes = torch.full((batch, c["text_len"]), net.null_code, dtype=torch.int64)
@@ -273,7 +283,12 @@ def bench_cond(cfg, n):
         noise = torch.randn_like(x0)
         a = abar[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        err = (net(xt, t, y_codes, y_template) - noise).square().mean(dim=(1, 2, 3))
+        prev = None
+        if first_pass:
+            with torch.no_grad():
+                eps = net(xt, t, y_codes, y_template)
+                prev = ((xt - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+        err = (net(xt, t, y_codes, y_template, prev) - noise).square().mean(dim=(1, 2, 3))
         objective, reported = (err * loss_weight[t]).mean(), err.mean()
         for g in opt.param_groups:
             g["lr"] = lr

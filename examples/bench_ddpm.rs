@@ -99,6 +99,7 @@ fn main() {
 /// with the min-SNR-gamma weighted loss, AdamW through the notebook's `optim::Adam`. The
 /// images, character codes and glyph templates are random (the data are not what is timed);
 /// the EMA update and the learning-rate schedule of `train` are left out (the rate is the peak).
+/// With self-conditioning, every other step first runs a pass without gradient for x_0.
 fn cond_unet_train_step(device: Device, batch: i64, n: u32, bf16: bool) {
     tch::manual_seed(1);
     let cfg = CondConfig::cpu();
@@ -137,15 +138,25 @@ fn cond_unet_train_step(device: Device, batch: i64, n: u32, bf16: bool) {
         codes: Tensor::randint(vocab, [batch, cfg.text_len], (Kind::Int64, device)),
         template: Tensor::rand([batch, c, h, w], (Kind::Float, device)) * 2.0 - 1.0,
     };
+    // Self-conditioning's first pass runs for half of the batches, as in `train`; here on every
+    // other step, so that the mean over an even number of steps does not depend on a coin.
+    let mut k = 0u32;
     let mut step = || {
         let dropped = Tensor::rand([batch], (Kind::Float, device)).lt(p_uncond);
         let y = cond.drop_where(&dropped, &net.null(batch, size, device));
+        let first_pass = cfg.self_cond && k % 2 == 1;
+        k += 1;
         training_step(
             &sched,
             &mut opt,
             Some(lr),
             &x0,
-            &|x_t, t| net.forward_t(x_t, t, &y, true),
+            &|x_t, t| {
+                let prev = first_pass.then(|| {
+                    tch::no_grad(|| predict_x0(&sched, x_t, &net.forward_t(x_t, t, &y, true), t))
+                });
+                net.forward_sc(x_t, t, &y, prev.as_ref(), true)
+            },
             &|pred, noise, t| {
                 let err =
                     (pred - noise)
@@ -170,6 +181,7 @@ fn cond_unet_train_step(device: Device, batch: i64, n: u32, bf16: bool) {
         "cond_num_train_timesteps": sched_cfg.num_train_timesteps,
         "cond_beta_start": sched_cfg.beta_start, "cond_beta_end": sched_cfg.beta_end,
         "cond_lr": lr, "cond_p_uncond": p_uncond, "cond_min_snr_gamma": min_snr_gamma,
+        "cond_self_cond": cfg.self_cond,
         "cond_params": params,
     });
     println!("{{\"bench\": \"cond_unet_train_step\", \"seconds\": {secs}, \"unit\": \"step\", \"params\": {params}, \"config\": {config}}}");
