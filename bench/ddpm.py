@@ -248,7 +248,7 @@ def seconds_per_step(step, n):
 
 def bench_cond(cfg, n):
     torch.manual_seed(1)
-    c = {k: cfg["cond_" + k] for k in COND_KEYS if "cond_" + k in cfg}
+    c = {k: cfg["cond_" + k] for k in COND_KEYS}
     net = CondUNet(**c)
     params = sum(p.numel() for p in net.parameters())
     if params != cfg["cond_params"]:
@@ -270,7 +270,7 @@ def bench_cond(cfg, n):
 
     def step():
         # Self-conditioning's first pass on every other step (half of the batches, as in CondDdpm::train).
-        first_pass = c.get("self_cond", False) and k[0] % 2 == 1
+        first_pass = c["self_cond"] and k[0] % 2 == 1
         k[0] += 1
         # CondDdpm::train: drop the condition (null codes, all-ones template) with probability p_uncond.
         dropped = torch.rand(batch) < p_uncond
