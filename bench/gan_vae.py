@@ -4,11 +4,12 @@ examples/bench_gan_vae.rs).
 The models are those of notebooks/GAN-VAE.ipynb (cells "Encoder/Decoder", "VAE",
 "Generator/Discriminator") at the cpu profile's configuration: 50,000 training images
 of 1x28x28 in [0, 1] (random here: the content does not change the work), batch 64;
-VAE MLP with hidden 512, latent 20, Bernoulli loss + closed-form KL, Adam 1e-3; DCGAN
-generator/discriminator with 32 feature maps, latent 64, the discriminator judging packs
-of 2 images (PacGAN, notebook cell "Generator/Discriminator"), one D step and one
-non-saturating G step per batch, Adam(4e-4, betas 0.5/0.999), and an update of the
-generator's moving average (notebook cell "GeneratorEma") after each step.
+VAE MLP with hidden 512, latent 20, Bernoulli loss + closed-form KL, Adam 1e-3; the GAN's
+generator with 16 feature maps at 28x28 (nearest upsampling and 3x3 convolutions), latent
+64, the discriminator with 32 feature maps judging packs of 2 images (PacGAN, notebook
+cell "Generator/Discriminator"), one D step (with the R1 penalty, gamma 2, on every 4th
+step) and one non-saturating G step per batch, Adam(4e-4, betas 0.5/0.999), and an update
+of the generator's moving average (notebook cell "GeneratorEma") after each step.
 Prints `{"bench": "vae_epoch"|"gan_epoch", "seconds": ..., "unit": "epoch"}` after a
 warm-up. Usage: python bench/gan_vae.py  (threads from HW4_THREADS, default 2)
 """
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 
 N, BATCH = 50000, 64
 VAE_CFG = dict(hidden=512, latent=20, lr=1e-3)
-GAN_CFG = dict(latent=64, channels=32, lr=4e-4, ema=0.999, pac=2)
+GAN_CFG = dict(latent=64, g_channels=16, d_channels=32, lr=4e-4, ema=0.999, pac=2, r1_gamma=2.0, r1_every=4)
 
 
 class Encoder(nn.Module):
@@ -80,16 +81,19 @@ class Generator(nn.Module):
     def __init__(self, latent_dim, c):
         super().__init__()
         self.c = c
-        self.fc = nn.Linear(latent_dim, 2 * c * 49)
-        self.bn0 = nn.BatchNorm1d(2 * c * 49)
-        self.up1 = nn.ConvTranspose2d(2 * c, c, 4, 2, 1)
-        self.bn1 = nn.BatchNorm2d(c)
-        self.up2 = nn.ConvTranspose2d(c, 1, 4, 2, 1)
+        self.fc = nn.Linear(latent_dim, 4 * c * 49)
+        self.bn0 = nn.BatchNorm1d(4 * c * 49)
+        self.conv1 = nn.Conv2d(4 * c, 2 * c, 3, 1, 1)
+        self.bn1 = nn.BatchNorm2d(2 * c)
+        self.conv2 = nn.Conv2d(2 * c, c, 3, 1, 1)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.out = nn.Conv2d(c, 1, 3, 1, 1)
 
     def forward(self, z):
-        h = F.relu(self.bn0(self.fc(z))).view(-1, 2 * self.c, 7, 7)
-        h = self.up2(F.relu(self.bn1(self.up1(h))))
-        return (torch.tanh(h) + 1.0) * 0.5
+        h = F.relu(self.bn0(self.fc(z))).view(-1, 4 * self.c, 7, 7)
+        h = F.relu(self.bn1(self.conv1(F.interpolate(h, size=(14, 14), mode="nearest"))))
+        h = F.relu(self.bn2(self.conv2(F.interpolate(h, size=(28, 28), mode="nearest"))))
+        return (torch.tanh(self.out(h)) + 1.0) * 0.5
 
 
 class Discriminator(nn.Module):
@@ -98,15 +102,23 @@ class Discriminator(nn.Module):
         self.pac = pac
         self.conv1 = nn.Conv2d(pac, c, 4, 2, 1)
         self.conv2 = nn.Conv2d(c, 2 * c, 4, 2, 1)
-        self.bn2 = nn.BatchNorm2d(2 * c)
-        self.fc = nn.Linear(2 * c * 49, 1)
+        self.conv3 = nn.Conv2d(2 * c, 4 * c, 3, 2, 1)
+        self.fc = nn.Linear(4 * c * 16, 1)
 
     def forward(self, x):
         n, c, h, w = x.shape
         x = (x * 2.0 - 1.0).view(n // self.pac, c * self.pac, h, w)
         h = F.leaky_relu(self.conv1(x), 0.2)
-        h = F.leaky_relu(self.bn2(self.conv2(h)), 0.2)
+        h = F.leaky_relu(self.conv2(h), 0.2)
+        h = F.leaky_relu(self.conv3(h), 0.2)
         return self.fc(h.flatten(1)).squeeze(1)
+
+
+def r1_penalty(d, real):
+    """The notebook's r1_penalty: E ||grad_x D(x)||^2 over real images, differentiable."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(x).sum(), x, create_graph=True)
+    return grad.square().sum(dim=(1, 2, 3)).mean()
 
 
 def batches(epoch):
@@ -158,8 +170,13 @@ def gan_epoch(g, d, opt_g, opt_d, data, epoch, limit=None, ema=None):
         lr, lf = d(real), d(fake.detach())
         loss_d = F.binary_cross_entropy_with_logits(lr, torch.ones_like(lr)) + \
             F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
+        if i % GAN_CFG["r1_every"] == 0:
+            penalty = r1_penalty(d, real) * (GAN_CFG["r1_gamma"] / 2.0 * GAN_CFG["r1_every"])
+            total = loss_d + penalty
+        else:
+            total = loss_d
         opt_d.zero_grad()
-        loss_d.backward()
+        total.backward()
         opt_d.step()
         lg = d(fake)
         loss_g = F.binary_cross_entropy_with_logits(lg, torch.ones_like(lg))
@@ -183,7 +200,7 @@ def main():
     vae_epoch(vae, opt, data, 1)
     print(json.dumps({"bench": "vae_epoch", "seconds": time.perf_counter() - t0, "unit": "epoch"}), flush=True)
 
-    g, d = Generator(GAN_CFG["latent"], GAN_CFG["channels"]), Discriminator(GAN_CFG["channels"], GAN_CFG["pac"])
+    g, d = Generator(GAN_CFG["latent"], GAN_CFG["g_channels"]), Discriminator(GAN_CFG["d_channels"], GAN_CFG["pac"])
     g.apply(dcgan_init)
     d.apply(dcgan_init)
     opt_g = torch.optim.Adam(g.parameters(), lr=GAN_CFG["lr"], betas=(0.5, 0.999))

@@ -2,8 +2,10 @@
 //! models and losses of notebooks/GAN-VAE.ipynb, included from the notebook's items
 //! (build.rs writes them to `OUT_DIR/nb_GAN-VAE_items.rs`), at the cpu profile's
 //! configuration (50,000 images 1x28x28, batch 64; VAE hidden 512, latent 20, Adam 1e-3;
-//! DCGAN with 32 feature maps, latent 64, the discriminator judging packs of 2 images,
-//! Adam(4e-4, beta1 0.5), the generator's moving average updated after every step). Prints JSON lines
+//! the GAN's generator with 16 feature maps at 28x28 (nearest upsampling and 3x3
+//! convolutions), latent 64, the discriminator with 32 feature maps judging packs of 2 images
+//! and its R1 penalty (gamma 2, every 4th step), Adam(4e-4, beta1 0.5), the generator's
+//! moving average updated after every step). Prints JSON lines
 //! `{"bench": "vae_epoch"|"gan_epoch", "seconds": ..., "unit": "epoch"}` after a warm-up.
 //! Run through `python bench/run.py gan_vae`.
 #![allow(dead_code, unused_imports, clippy::all)]
@@ -47,7 +49,7 @@ fn main() -> hw4::Result<()> {
         nn::VarStore::new(Device::Cpu),
         nn::VarStore::new(Device::Cpu),
     );
-    let g = Generator::new(g_vs.root() / "generator", 64, (1, 28, 28), 32);
+    let g = Generator::new(g_vs.root() / "generator", 64, (1, 28, 28), 16);
     let d = Discriminator::new(d_vs.root() / "discriminator", (1, 28, 28), 32, 2);
     let adam = nn::Adam {
         beta1: 0.5,
@@ -55,15 +57,25 @@ fn main() -> hw4::Result<()> {
     };
     let mut opt_g = hw4::optim::Adam::new(&g_vs, adam, 4e-4);
     let mut opt_d = hw4::optim::Adam::new(&d_vs, adam, 4e-4);
-    let mut ema = GeneratorEma::new(&g_vs, 64, (1, 28, 28), 32, 0.999)?;
+    let mut ema = GeneratorEma::new(&g_vs, 64, (1, 28, 28), 16, 0.999)?;
+    let (r1_gamma, r1_every) = (2.0, 4);
     let mut gan_epoch = |epoch: u64, limit: usize| {
-        for idx in data::batches(N, BATCH, epoch).iter().take(limit) {
+        for (i, idx) in data::batches(N, BATCH, epoch)
+            .iter()
+            .take(limit)
+            .enumerate()
+        {
             let real = data.index_select(0, idx);
             let z = Tensor::randn([real.size()[0], 64], (Kind::Float, Device::Cpu));
             let fake = g.forward_t(&z, true);
             let (lr, lf) = (d.forward_t(&real, true), d.forward_t(&fake.detach(), true));
             let loss_d = bce_logits(&lr, 1.0) + bce_logits(&lf, 0.0);
-            opt_d.backward_step(&loss_d);
+            if i % r1_every == 0 {
+                let penalty = r1_penalty(&d, &real) * (r1_gamma / 2.0 * r1_every as f64);
+                opt_d.backward_step(&(&loss_d + penalty));
+            } else {
+                opt_d.backward_step(&loss_d);
+            }
             let loss_g = bce_logits(&d.forward_t(&fake, true), 1.0);
             opt_g.backward_step(&loss_g);
             ema.update(&g_vs);
