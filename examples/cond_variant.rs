@@ -92,20 +92,9 @@ fn main() -> Result<()> {
             ema_decay: 0.999,
             ..train
         },
-        "glyph01" | "glyph05" | "glyph20" => CondTrainConfig {
-            glyph_loss: Some(GlyphLossConfig {
-                weight: match variant.as_str() {
-                    "glyph01" => 0.01,
-                    "glyph05" => 0.05,
-                    _ => 0.2,
-                },
-                ..GlyphLossConfig::default()
-            }),
-            ..train
-        },
         v => {
             return Err(Error::msg(format!(
-                "unknown variant {v:?}: base, epochs72, ema999, selfcond, plainloss, glyph01, glyph05, glyph20"
+                "unknown variant {v:?}: base, epochs72, ema999, selfcond, plainloss"
             )))
         }
     };
@@ -118,22 +107,6 @@ fn main() -> Result<()> {
     };
     eprintln!("{variant}: {cond_cfg:?}, {cond_steps} steps");
 
-    let glyph_clf = match cond_train_cfg.glyph_loss {
-        Some(gl) => {
-            s.seed(711);
-            let t0 = Instant::now();
-            let (clf, acc) = GlyphClassifier::train(
-                &cond_all, &font, vocab, &train_idx, &valid_idx, gl, device,
-            )?;
-            eprintln!(
-                "{variant}: glyph classifier {acc:.4} on held-out glyphs, {:.1} s",
-                t0.elapsed().as_secs_f64()
-            );
-            Some(clf)
-        }
-        None => None,
-    };
-    let cond_origins = font.origins.index_select(0, &cond_rows);
     s.seed(72);
     let t0 = Instant::now();
     let mut cond = CondDdpm::new(
@@ -144,8 +117,7 @@ fn main() -> Result<()> {
         cond_train_cfg,
         device,
     )?;
-    cond.glyph = glyph_clf;
-    let history = cond.train(&s, &cond_images, &cond_train, &cond_origins, &cond_lr, 720)?;
+    let history = cond.train(&s, &cond_images, &cond_train, &cond_lr, 720)?;
     let train_s = t0.elapsed().as_secs_f64();
     eprintln!(
         "{variant}: trained in {train_s:.1} s, final loss {:.4}, {} parameters",
