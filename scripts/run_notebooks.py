@@ -310,8 +310,10 @@ def build_helpers(notebooks):
     if not any(p.stem == "DDPM" for p in notebooks):
         return
     t0 = time.time()
-    r = subprocess.run(["cargo", "build", "--quiet", "--example", "train_readers"], cwd=ROOT,
-                       capture_output=True, text=True)
+    # Through scripts/env.sh, as the kernel does: LibTorch's location comes from there, so
+    # the build also works when this script is run outside `make`.
+    r = subprocess.run(["bash", "-c", "source scripts/env.sh && cargo build --quiet --example train_readers"],
+                       cwd=ROOT, capture_output=True, text=True)
     if r.returncode != 0:
         log(f"cargo build --example train_readers failed; the readers train in the notebook:\n{r.stderr[-2000:]}")
     else:

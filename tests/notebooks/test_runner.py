@@ -134,3 +134,18 @@ def test_quickstart_shows_what_it_should(tmp_path):
     assert "[[ 0.6614,  0.2669,  0.0617]," in stdout
     mimes = [k for o in outputs if o.output_type in ("display_data", "execute_result") for k in o.data]
     assert "image/png" in mimes and "image/svg+xml" in mimes
+
+
+def test_helper_program_builds_without_a_sourced_environment():
+    # `python scripts/run_notebooks.py` run outside `make` (no scripts/env.sh, so no LIBTORCH):
+    # the DDPM readers' child program must still build, or the notebook silently takes the
+    # slower path of training the readers itself.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LIBTORCH", "LD_LIBRARY_PATH", "HW4_ROOT", "HW4_VENV", "HW4_TOOLS")}
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, 'scripts'); "
+            "import run_notebooks as r; r.build_helpers([Path('notebooks/DDPM.ipynb')])")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=1800)
+    assert p.returncode == 0, p.stderr
+    assert "helper programs built" in p.stderr, p.stderr[-3000:]
+    assert (ROOT / "target" / "debug" / "examples" / "train_readers").exists()
