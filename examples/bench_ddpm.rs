@@ -120,9 +120,8 @@ fn cond_unet_train_step(device: Device, batch: i64, n: u32, bf16: bool) {
         num_train_timesteps: train_cfg.num_timesteps,
         ..SchedulerConfig::default()
     };
-    let sched = NoiseScheduler::new(sched_cfg, device);
     let vs = nn::VarStore::new(device);
-    let net = CondUNet::new(vs.root(), size, vocab, &sched, cfg);
+    let net = CondUNet::new(vs.root(), size, vocab, cfg);
     let mut opt = optim::Adam::new(
         &vs,
         nn::AdamW {
@@ -131,6 +130,7 @@ fn cond_unet_train_step(device: Device, batch: i64, n: u32, bf16: bool) {
         },
         lr,
     );
+    let sched = NoiseScheduler::new(sched_cfg, device);
     let loss_weight = min_snr_weights(&sched, Some(min_snr_gamma), device);
     let [c, h, w] = size;
     let x0 = Tensor::rand([batch, c, h, w], (Kind::Float, device)) * 2.0 - 1.0;

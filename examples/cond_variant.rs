@@ -76,25 +76,10 @@ fn main() -> Result<()> {
             self_cond: true,
             ..cond_cfg
         },
-        "vpred" => CondConfig {
-            sigma_data: Some(1.0),
-            ..cond_cfg
-        },
-        "edm06" => CondConfig {
-            sigma_data: Some(0.6),
-            ..cond_cfg
-        },
-        "wide" => CondConfig {
-            unet: UNetConfig {
-                mult: [1, 1, 4, 4, 4, 4],
-                ..cond_cfg.unet
-            },
-            ..cond_cfg
-        },
         _ => cond_cfg,
     };
     let cond_train_cfg = match variant.as_str() {
-        "base" | "selfcond" | "vpred" | "edm06" | "wide" => train,
+        "base" | "selfcond" => train,
         "plainloss" => CondTrainConfig {
             min_snr_gamma: None,
             ..train
@@ -109,7 +94,7 @@ fn main() -> Result<()> {
         },
         v => {
             return Err(Error::msg(format!(
-                "unknown variant {v:?}: base, epochs72, ema999, selfcond, plainloss, vpred, edm06, wide"
+                "unknown variant {v:?}: base, epochs72, ema999, selfcond, plainloss"
             )))
         }
     };
