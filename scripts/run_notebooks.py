@@ -282,6 +282,7 @@ def run(nb_path, out_root, profile, repro, timeout, first_timeout):
     out_dir = out_root / nbname
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / f"{nbname}.ipynb")
+    trust(out_dir / f"{nbname}.ipynb")
     if not repro:
         return None
     nb2 = copy.deepcopy(src)
@@ -301,6 +302,17 @@ def run(nb_path, out_root, profile, repro, timeout, first_timeout):
         else:
             good += 1
     return good, len(code)
+
+
+def trust(path):
+    """Signs the executed notebook for this user's Jupyter, as `jupyter trust` does: it ran
+    here, and JupyterLab does not show the SVG figures (charts, tables) of a notebook it does
+    not trust, only its PNGs."""
+    try:
+        from nbformat.sign import NotebookNotary
+        NotebookNotary().sign(nbformat.read(path, as_version=4))
+    except Exception as e:  # a read-only or missing Jupyter data folder
+        log(f"{path}: not signed as trusted ({e}); `jupyter trust {path}` shows its SVG figures")
 
 
 def build_helpers(notebooks):
