@@ -10,6 +10,11 @@
 //! the `match` below; the README's development notes list the variants tried this way.
 //! The readers load from `$HW4_OUTPUT_DIR/eval/` (copy a trained cache there first, or
 //! they train). One JSON line per guidance scale on stdout.
+//!
+//! `RERANK=k` (k > 1) also draws k samples per text and keeps the one a glyph classifier
+//! (neither reader: `GlyphClassifier` below, trained on the real training captchas' glyphs)
+//! finds most likely to show the requested text, and reads those too (generate-then-rerank,
+//! as DALL-E reranks with CLIP: Ramesh et al. 2021).
 #![allow(dead_code, unused_imports, clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/nb_DDPM_items.rs"));
@@ -165,10 +170,74 @@ fn main() -> Result<()> {
                 .map_err(|_| Error::msg(format!("GUIDANCE: {w:?} is not a number")))
         })
         .collect::<Result<_>>()?;
+    let rerank: usize = std::env::var("RERANK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let clf = if rerank > 1 {
+        s.seed(711);
+        let t0 = Instant::now();
+        let (clf, acc) =
+            GlyphClassifier::train(&cond_all, &cond.font, vocab, &train_idx, &valid_idx, device)?;
+        eprintln!(
+            "{variant}: glyph classifier {acc:.4} on held-out glyphs, {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        Some(clf)
+    } else {
+        None
+    };
+    let codes = alphabet.encode_all(&texts)?;
+    let origins = cond.font.layout_like(&codes, &Tensor::from_slice(&donors));
     for w in scales {
         let _ = s.seed(76);
         let t0 = Instant::now();
         let images = cond.generate(&texts, &donors, &vec![w; n_texts], Some(50), 128)?;
+        if let Some(clf) = &clf {
+            let r = read_both(&ocr, &reader, &images, &texts)?;
+            let mut cands = vec![images.shallow_clone()];
+            for _ in 1..rerank {
+                cands.push(cond.generate(&texts, &donors, &vec![w; n_texts], Some(50), 128)?);
+            }
+            let scores: Vec<Tensor> = cands
+                .iter()
+                .map(|c| clf.log_prob(c, &origins, &codes))
+                .collect();
+            let mut picked = images.shallow_clone();
+            for kk in 2..=rerank {
+                let best = Tensor::stack(&scores[..kk], 1).argmax(1, false);
+                picked = Tensor::stack(&cands[..kk], 1)
+                    .gather(
+                        1,
+                        &best
+                            .view([-1, 1, 1, 1, 1])
+                            .expand([n_texts as i64, 1, 1, 32, 128], false),
+                        false,
+                    )
+                    .squeeze_dim(1);
+                let rr = read_both(&ocr, &reader, &picked, &texts)?;
+                let changed = best.ne(0).sum(Kind::Int64).int64_value(&[]);
+                println!(
+                    "{{\"variant\": \"{variant}\", \"w\": {w}, \"n\": {n_texts}, \"rerank\": {kk}, \"raw_ocr_exact\": {:.4}, \"raw_slot_exact\": {:.4}, \"ocr_exact\": {:.4}, \"ocr_char\": {:.4}, \"slot_exact\": {:.4}, \"slot_char\": {:.4}, \"picked_not_first\": {changed}}}",
+                    r.ocr_score.word_acc, r.slot_score.word_acc, rr.ocr_score.word_acc, rr.ocr_score.char_acc, rr.slot_score.word_acc, rr.slot_score.char_acc
+                );
+                eprintln!(
+                    "{variant} w={w} rerank {kk}: {} ({:.1} s)",
+                    rr.line(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            show::images(
+                &s,
+                &format!("rerank_{variant}_w{w}"),
+                &Tensor::cat(&[images.narrow(0, 0, 24), picked.narrow(0, 0, 24)], 0),
+                &ImageOpts {
+                    ncol: 4,
+                    ..ImageOpts::signed()
+                },
+            )?;
+            continue;
+        }
         let r = read_both(&ocr, &reader, &images, &texts)?;
         println!(
             "{{\"variant\": \"{variant}\", \"w\": {w}, \"n\": {n_texts}, \"ocr_exact\": {:.4}, \"ocr_char\": {:.4}, \"slot_exact\": {:.4}, \"slot_char\": {:.4}, \"train_s\": {train_s:.1}, \"final_loss\": {:.5}}}",
@@ -192,4 +261,138 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The glyph boxes `[B * L, 1, H, width]` of `images` `[B, 1, H, W]` (ink dark, background 1
+/// outside the image) whose columns start `margin` left of `origins` `[B, L]`.
+fn glyph_boxes(images: &Tensor, origins: &Tensor, margin: i64, width: i64) -> Tensor {
+    let (b, _, h, w) = images.size4().expect("images [B, 1, H, W]");
+    let l = origins.size()[1];
+    let padded = (images - 1.0).constant_pad_nd([width, width]) + 1.0;
+    let cols = (origins.to_device(images.device()) - margin + width).unsqueeze(2)
+        + Tensor::arange(width, (Kind::Int64, images.device())).view([1, 1, width]);
+    let cols = cols
+        .clamp(0, w + 2 * width - 1)
+        .unsqueeze(2)
+        .expand([b, l, h, width], false);
+    padded
+        .expand([b, l, h, w + 2 * width], false)
+        .gather(3, &cols, false)
+        .reshape([b * l, 1, h, width])
+}
+
+/// Reads the character in one glyph box: three 3x3 convolutions with 2x2 max pooling and a
+/// linear layer over the vocabulary (the classifier of the text-perceptual loss tried in
+/// commit 54c5f0b).
+struct GlyphClassifier {
+    vs: nn::VarStore,
+    conv1: nn::Conv2D,
+    conv2: nn::Conv2D,
+    conv3: nn::Conv2D,
+    fc: nn::Linear,
+    margin: i64,
+    width: i64,
+}
+
+impl GlyphClassifier {
+    fn new(device: Device, vocab: i64, height: i64, margin: i64, width: i64) -> Self {
+        let vs = nn::VarStore::new(device);
+        let p = vs.root();
+        let fc_in = 64 * (height / 8) * (width / 8);
+        GlyphClassifier {
+            conv1: conv3x3(&p / "conv1", 1, 16, 1),
+            conv2: conv3x3(&p / "conv2", 16, 32, 1),
+            conv3: conv3x3(&p / "conv3", 32, 64, 1),
+            fc: nn::linear(&p / "fc", fc_in, vocab, init::torch_linear(fc_in)),
+            margin,
+            width,
+            vs,
+        }
+    }
+
+    /// Logits `[B * L, V]` of the glyphs of `images` at `origins` `[B, L]`.
+    fn read(&self, images: &Tensor, origins: &Tensor) -> Tensor {
+        glyph_boxes(images, origins, self.margin, self.width)
+            .apply(&self.conv1)
+            .relu()
+            .max_pool2d_default(2)
+            .apply(&self.conv2)
+            .relu()
+            .max_pool2d_default(2)
+            .apply(&self.conv3)
+            .relu()
+            .max_pool2d_default(2)
+            .flatten(1, -1)
+            .apply(&self.fc)
+    }
+
+    /// Sum over the glyphs of each image of the log-probability of its requested character
+    /// `codes` `[B, L]`: `[B]`.
+    fn log_prob(&self, images: &Tensor, origins: &Tensor, codes: &Tensor) -> Tensor {
+        let (b, l) = codes.size2().expect("codes [B, L]");
+        tch::no_grad(|| {
+            self.read(images, origins)
+                .log_softmax(1, Kind::Float)
+                .gather(1, &codes.to_device(images.device()).view([-1, 1]), false)
+                .view([b, l])
+                .sum_dim_intlist(1, false, Kind::Float)
+        })
+    }
+
+    /// Trains 400 steps on the glyphs of the real captchas `rows` of `images` at the font's
+    /// fitted origins (shifted by up to 2 pixels, Gaussian noise of a random strength up to
+    /// 0.3), freezes it and returns it with its glyph accuracy on `heldout`.
+    fn train(
+        images: &Tensor,
+        font: &data::font::FittedFont,
+        vocab: i64,
+        rows: &[i64],
+        heldout: &[i64],
+        device: Device,
+    ) -> Result<(GlyphClassifier, f64)> {
+        let (_, _, h, _) = images.size4()?;
+        let batch = 32;
+        let mut clf = GlyphClassifier::new(device, vocab, h, font.cfg.margin, font.cfg.glyph_width);
+        let mut opt = optim::Adam::new(&clf.vs, nn::Adam::default(), 2e-3);
+        let rows_t = Tensor::from_slice(rows);
+        for _ in 0..400 {
+            let pick = rows_t.index_select(
+                0,
+                &Tensor::randint(rows.len() as i64, [batch], (Kind::Int64, Device::Cpu)),
+            );
+            let x = images.index_select(0, &pick).to_device(device);
+            let x =
+                &x + x.randn_like() * Tensor::rand([batch, 1, 1, 1], (Kind::Float, device)) * 0.3;
+            let origins = font.origins.index_select(0, &pick).to_device(device);
+            let origins =
+                &origins + Tensor::randint_low(-2, 3, origins.size(), (Kind::Int64, device));
+            let target = font
+                .codes
+                .index_select(0, &pick)
+                .to_device(device)
+                .flatten(0, 1);
+            let loss = clf.read(&x, &origins).cross_entropy_for_logits(&target);
+            opt.backward_step(&loss);
+        }
+        clf.vs.freeze();
+        let held = Tensor::from_slice(heldout);
+        let acc = tch::no_grad(|| {
+            let logits = clf.read(
+                &images.index_select(0, &held).to_device(device),
+                &font.origins.index_select(0, &held).to_device(device),
+            );
+            let target = font
+                .codes
+                .index_select(0, &held)
+                .to_device(device)
+                .flatten(0, 1);
+            logits
+                .argmax(1, false)
+                .eq_tensor(&target)
+                .to_kind(Kind::Float)
+                .mean(Kind::Float)
+                .double_value(&[])
+        });
+        Ok((clf, acc))
+    }
 }
