@@ -193,8 +193,8 @@ fn main() -> Result<()> {
         let _ = s.seed(76);
         let t0 = Instant::now();
         let images = cond.generate(&texts, &donors, &vec![w; n_texts], Some(50), 128)?;
+        let r = read_both(&ocr, &reader, &images, &texts)?;
         if let Some(clf) = &clf {
-            let r = read_both(&ocr, &reader, &images, &texts)?;
             let mut cands = vec![images.shallow_clone()];
             for _ in 1..rerank {
                 cands.push(cond.generate(&texts, &donors, &vec![w; n_texts], Some(50), 128)?);
@@ -206,15 +206,9 @@ fn main() -> Result<()> {
             let mut picked = images.shallow_clone();
             for kk in 2..=rerank {
                 let best = Tensor::stack(&scores[..kk], 1).argmax(1, false);
-                picked = Tensor::stack(&cands[..kk], 1)
-                    .gather(
-                        1,
-                        &best
-                            .view([-1, 1, 1, 1, 1])
-                            .expand([n_texts as i64, 1, 1, 32, 128], false),
-                        false,
-                    )
-                    .squeeze_dim(1);
+                let rows = Tensor::arange(n_texts as i64, (Kind::Int64, best.device()));
+                picked =
+                    Tensor::stack(&cands[..kk], 1).index(&[Some(rows), Some(best.shallow_clone())]);
                 let rr = read_both(&ocr, &reader, &picked, &texts)?;
                 let changed = best.ne(0).sum(Kind::Int64).int64_value(&[]);
                 println!(
@@ -238,7 +232,6 @@ fn main() -> Result<()> {
             )?;
             continue;
         }
-        let r = read_both(&ocr, &reader, &images, &texts)?;
         println!(
             "{{\"variant\": \"{variant}\", \"w\": {w}, \"n\": {n_texts}, \"ocr_exact\": {:.4}, \"ocr_char\": {:.4}, \"slot_exact\": {:.4}, \"slot_char\": {:.4}, \"train_s\": {train_s:.1}, \"final_loss\": {:.5}}}",
             r.ocr_score.word_acc, r.ocr_score.char_acc, r.slot_score.word_acc, r.slot_score.char_acc, history.epoch_loss.last().unwrap()
